@@ -1,0 +1,245 @@
+#!/usr/bin/env node
+/**
+ * Command line, netshare-compatible: `netvol nfs -v 3`, `netvol cifs --netrc /root`,
+ * `netvol efs --region eu-west-1`. The only module that reads process.argv, exits, or
+ * handles signals.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import {
+  DEFAULT_BASEDIR,
+  DEFAULT_MOUNT_TIMEOUT_SECONDS,
+  DEFAULT_PLUGIN_DIR,
+  DEFAULT_STATE_DIR,
+  daemonConfig,
+  type DaemonConfig,
+} from './config.js';
+import { NetvolError, StartupError } from './errors.js';
+import { createLogger } from './logger.js';
+import { startDaemon } from './main.js';
+import type { Protocol } from './protocols/protocol.js';
+import { regionFromInstanceMetadata } from './system/aws-region.js';
+
+const env = process.env;
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+function commonOptions(y: Argv) {
+  return y
+    .option('basedir', {
+      type: 'string',
+      default: DEFAULT_BASEDIR,
+      describe: 'Mounts go under <basedir>/<protocol>/<volume name>',
+    })
+    .option('socket', {
+      type: 'string',
+      describe: 'Unix socket dockerd finds the plugin by [default: /run/docker/plugins/<name>.sock, name = $NETSHARE_SOCKET_NAME or the protocol]',
+    })
+    .option('state-dir', {
+      type: 'string',
+      default: DEFAULT_STATE_DIR,
+      describe: 'Volumes and mount IDs are kept in <state-dir>/<name>/state.json (0600) and survive restarts',
+    })
+    .option('mount-timeout', {
+      type: 'number',
+      default: DEFAULT_MOUNT_TIMEOUT_SECONDS,
+      describe: 'Seconds a mount/umount may take before it is killed and the call fails (keep it under 30: dockerd gives up on plugins after that)',
+    })
+    .option('verbose', { type: 'boolean', default: false, describe: 'Log every Docker call (debug level)' })
+    .option('log-format', { choices: ['json', 'pretty'] as const, default: 'json' as const, describe: 'JSON lines (for journald/collectors) or one readable line per event' })
+    .option('socket-group', { type: 'number', describe: 'Numeric group that may also use the socket (mode 0660)' })
+    .option('tcp', {
+      type: 'boolean',
+      default: env['NETSHARE_TCP_ENABLED'] === 'true',
+      describe: 'Serve on TCP instead of the Unix socket and write /etc/docker/plugins/<name>.spec [env NETSHARE_TCP_ENABLED]',
+    })
+    .option('port', {
+      type: 'string',
+      default: env['NETSHARE_TCP_ADDR'] ?? ':8877',
+      describe: 'TCP address for --tcp; a bare :PORT binds 127.0.0.1 [env NETSHARE_TCP_ADDR]',
+    })
+    .option('insecure', { type: 'boolean', default: false, describe: 'Allow --tcp on a non-loopback address (no authentication!)' })
+    .option('dockerapiversion', { alias: 'a', type: 'string', describe: 'Docker API version for calls back into dockerd' })
+    .option('docker-socket', { type: 'string', default: '/var/run/docker.sock', describe: 'dockerd API socket', hidden: true })
+    .option('mount-command', { type: 'string', hidden: true })
+    .option('umount-command', { type: 'string', hidden: true });
+}
+
+type Common = Awaited<ReturnType<ReturnType<typeof commonOptions>['parseAsync']>>;
+
+function parseTcpAddress(value: string, insecure: boolean): { host: string; port: number } {
+  const match = /^(?:\[?([^\]]*)\]?)?:(\d+)$/.exec(value);
+  if (!match) throw new StartupError(`--port '${value}' is not an address like :8877 or 127.0.0.1:8877`);
+  const host = match[1] || '127.0.0.1';
+  const loopback = host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+  if (!loopback && !insecure) {
+    throw new StartupError(
+      `refusing to serve the plugin API without authentication on ${host}: bind a loopback address (e.g. --port 127.0.0.1:8877) or pass --insecure`,
+    );
+  }
+  return { host, port: Number(match[2]) };
+}
+
+function baseConfig(protocol: Protocol, argv: Common): Omit<DaemonConfig, 'nfs' | 'cifs' | 'efs'> {
+  const name = env['NETSHARE_SOCKET_NAME'] || protocol;
+  return {
+    protocol,
+    name,
+    socket: argv.socket ?? join(DEFAULT_PLUGIN_DIR, `${name}.sock`),
+    basedir: argv.basedir,
+    stateDir: argv['state-dir'],
+    mountTimeoutSeconds: argv['mount-timeout'],
+    verbose: argv.verbose,
+    logFormat: argv['log-format'],
+    socketGroup: argv['socket-group'],
+    tcp: argv.tcp ? { ...parseTcpAddress(argv.port, argv.insecure), specDir: '/etc/docker/plugins' } : undefined,
+    dockerApiVersion: argv.dockerapiversion,
+    dockerSocket: argv['docker-socket'],
+    mountCommand: argv['mount-command'],
+    umountCommand: argv['umount-command'],
+  };
+}
+
+const noProtocol = { nfs: { version: '4' as const }, cifs: {}, efs: { noResolve: false } };
+
+async function run(partial: Omit<DaemonConfig, 'nfs' | 'cifs' | 'efs'> & Partial<DaemonConfig>): Promise<void> {
+  const parsed = daemonConfig.safeParse({ ...noProtocol, ...partial });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new StartupError(`invalid setting ${issue?.path.join('.') ?? ''}: ${issue?.message ?? ''}`);
+  }
+  const config = parsed.data;
+  const logger = createLogger({ verbose: config.verbose, format: config.logFormat });
+  logger.info({ version: VERSION, protocol: config.protocol, driver: config.name }, 'netvol starting');
+  const daemon = await startDaemon(config, { logger });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'Stopping; mounts stay in place for running containers');
+    daemon.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function buildCli(argv: string[]) {
+  return yargs(argv)
+    .scriptName('netvol')
+    .usage(
+      'netvol: Docker volume plugin for NFS, CIFS/SMB and AWS EFS shares (a drop-in replacement for docker-volume-netshare)\n\nUsage: netvol <protocol> [options]   (run as root)',
+    )
+    .version(false)
+    .command(
+      'nfs',
+      'Serve NFS volumes (v3 or v4)',
+      (y) =>
+        commonOptions(y)
+          .option('version', {
+            alias: 'v',
+            type: 'string',
+            choices: ['3', '4'],
+            default: env['NETSHARE_NFS_VERSION'] ?? '4',
+            describe: 'NFS version when a volume does not set -o version=... [env NETSHARE_NFS_VERSION]',
+          })
+          .option('options', { alias: 'o', type: 'string', describe: 'Default mount options (a volume\'s nfsopts replaces them)' })
+          .example('netvol nfs -v 3', 'NFSv3 (boot2docker has no v4 client)')
+          .example('docker volume create -d nfs --name pg -o share=10.0.0.5:/exports/pg', 'a named volume')
+          .example('docker run --volume-driver=nfs -v 10.0.0.5/exports/pg:/data busybox', 'the share as the volume name'),
+      async (argv) => {
+        await run({ ...baseConfig('nfs', argv), nfs: { version: String(argv.version) as '3' | '4', options: argv.options } });
+      },
+    )
+    .command(
+      'cifs',
+      'Serve CIFS/SMB volumes',
+      (y) =>
+        commonOptions(y)
+          .option('username', { alias: 'u', type: 'string', default: env['NETSHARE_CIFS_USERNAME'], describe: 'Default user [env NETSHARE_CIFS_USERNAME]' })
+          .option('password', {
+            alias: 'p',
+            type: 'string',
+            default: env['NETSHARE_CIFS_PASSWORD'],
+            describe: 'Default password; prefer env NETSHARE_CIFS_PASSWORD or .netrc: a flag is visible in ps',
+          })
+          .option('domain', { alias: 'd', type: 'string', default: env['NETSHARE_CIFS_DOMAIN'], describe: 'Default domain [env NETSHARE_CIFS_DOMAIN]' })
+          .option('security', { alias: 's', type: 'string', default: env['NETSHARE_CIFS_SECURITY'], describe: 'Default sec= mode, e.g. ntlmssp [env NETSHARE_CIFS_SECURITY]' })
+          .option('fileMode', { alias: 'f', type: 'string', default: env['NETSHARE_CIFS_FILEMODE'], describe: 'Default file_mode, e.g. 0644 [env NETSHARE_CIFS_FILEMODE]' })
+          .option('dirMode', { alias: 'z', type: 'string', default: env['NETSHARE_CIFS_DIRMODE'], describe: 'Default dir_mode, e.g. 0755 [env NETSHARE_CIFS_DIRMODE]' })
+          .option('options', { alias: 'o', type: 'string', describe: 'Default mount options (a volume\'s cifsopts replaces them)' })
+          .option('netrc', { type: 'string', default: env['HOME'], describe: 'Directory whose .netrc gives credentials per server ("machine HOST login USER password PASS")' })
+          .example('netvol cifs --netrc /root', 'credentials from /root/.netrc')
+          .example('docker volume create -d cifs --name docs -o share=fileserver/docs -o username=alice -o password=...', 'credentials per volume (kept in a 0600 file, never on a command line)'),
+      async (argv) => {
+        if (process.argv.some((arg) => arg === '-p' || arg.startsWith('--password'))) {
+          process.stderr.write('netvol: warning: --password is visible to every user in ps; prefer NETSHARE_CIFS_PASSWORD or --netrc\n');
+        }
+        await run({
+          ...baseConfig('cifs', argv),
+          cifs: {
+            username: argv.username,
+            password: argv.password,
+            domain: argv.domain,
+            security: argv.security,
+            fileMode: argv.fileMode,
+            dirMode: argv.dirMode,
+            options: argv.options,
+            netrcDir: argv.netrc,
+          },
+        });
+      },
+    )
+    .command(
+      'efs',
+      'Serve AWS EFS volumes (NFS 4.1)',
+      (y) =>
+        commonOptions(y)
+          .option('region', { type: 'string', describe: 'AWS region [default: $AWS_REGION, else asked from the instance metadata service]' })
+          .option('az', { type: 'string', describe: 'Availability zone (accepted for netshare compatibility; not needed)' })
+          .option('nameserver', { type: 'string', describe: 'Accepted for netshare compatibility; the system resolver is used' })
+          .option('noresolve', { type: 'boolean', default: false, describe: 'Shares name the server (an IP) instead of a file system id' })
+          .example('netvol efs --region eu-west-1', 'then: docker volume create -d efs --name data -o share=fs-12345678/data'),
+      async (argv) => {
+        const region =
+          argv.region ??
+          env['AWS_REGION'] ??
+          (argv.noresolve ? undefined : await regionFromInstanceMetadata(env['NETVOL_IMDS_ENDPOINT']));
+        if (!region && !argv.noresolve) {
+          throw new StartupError(
+            'EFS needs an AWS region to build <fs-id>.efs.<region>.amazonaws.com: pass --region eu-west-1 or set AWS_REGION (the instance metadata service did not answer), or use --noresolve with server addresses',
+          );
+        }
+        await run({
+          ...baseConfig('efs', argv),
+          efs: { region, noResolve: argv.noresolve, availabilityZone: argv.az, nameserver: argv.nameserver },
+        });
+      },
+    )
+    .command('version', 'Print the version', {}, () => {
+      process.stdout.write(`netvol ${VERSION}\n`);
+    })
+    .demandCommand(1, 'Name a protocol: nfs, cifs or efs (see --help)')
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .epilogue('Docs: README.md. Each daemon serves one protocol; run several with NETSHARE_SOCKET_NAME for different names.')
+    .fail((message, error) => {
+      if (error) throw error;
+      process.stderr.write(`netvol: ${message}\nRun 'netvol --help' for usage.\n`);
+      process.exit(2);
+    });
+}
+
+buildCli(hideBin(process.argv))
+  .parseAsync()
+  .catch((error: unknown) => {
+    const message = error instanceof NetvolError ? error.message : (error as Error).stack ?? String(error);
+    process.stderr.write(`netvol: ${message}\n`);
+    process.exit(1);
+  });

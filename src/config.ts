@@ -1,0 +1,56 @@
+import { join } from 'node:path';
+import { z } from 'zod';
+import { PROTOCOLS } from './protocols/protocol.js';
+
+export const DEFAULT_BASEDIR = '/var/lib/docker-volumes/netshare';
+export const DEFAULT_STATE_DIR = '/var/lib/netvol';
+export const DEFAULT_PLUGIN_DIR = '/run/docker/plugins';
+/** Below the 30 s HTTP timeout dockerd gives managed plugins, so users see our message. */
+export const DEFAULT_MOUNT_TIMEOUT_SECONDS = 20;
+
+/** The daemon's settings, from flags and NETSHARE_* variables; validated once at start. */
+export const daemonConfig = z.object({
+  protocol: z.enum(PROTOCOLS),
+  /** Driver name: what users pass to -d / --volume-driver. */
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'the driver name may only contain letters, digits, _ . -'),
+  socket: z.string().min(1),
+  basedir: z.string().min(1),
+  stateDir: z.string().min(1),
+  mountTimeoutSeconds: z.number().positive().max(3600),
+  verbose: z.boolean(),
+  logFormat: z.enum(['json', 'pretty']),
+  socketGroup: z.number().int().nonnegative().optional(),
+  tcp: z
+    .object({ host: z.string(), port: z.number().int().min(1).max(65535), specDir: z.string() })
+    .optional(),
+  dockerApiVersion: z.string().optional(),
+  dockerSocket: z.string(),
+  nfs: z.object({ version: z.enum(['3', '4']), options: z.string().optional() }),
+  cifs: z.object({
+    username: z.string().optional(),
+    password: z.string().optional(),
+    domain: z.string().optional(),
+    security: z.string().optional(),
+    fileMode: z.string().optional(),
+    dirMode: z.string().optional(),
+    options: z.string().optional(),
+    netrcDir: z.string().optional(),
+  }),
+  efs: z.object({
+    region: z.string().optional(),
+    noResolve: z.boolean(),
+    availabilityZone: z.string().optional(),
+    nameserver: z.string().optional(),
+  }),
+  /** Replaces mount/umount (tests and benchmarks on kernels without NFS). Not for users. */
+  mountCommand: z.string().optional(),
+  umountCommand: z.string().optional(),
+});
+export type DaemonConfig = z.infer<typeof daemonConfig>;
+
+/** Where this driver keeps its state: one directory per driver name, so nfs and cifs daemons never share a file. */
+export function driverStateDir(config: Pick<DaemonConfig, 'stateDir' | 'name'>): string {
+  return join(config.stateDir, config.name);
+}

@@ -1,0 +1,288 @@
+import { mkdir, rmdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Logger } from 'pino';
+import { ConflictError, InUseError, MountError, NotFoundError, errorMessage } from '../errors.js';
+import type { ProtocolHandler } from '../protocols/protocol.js';
+import type { StateFile, VolumeRecord } from '../state/state-schema.js';
+import type { Mounter } from '../system/mounter.js';
+import { findMount, mountsBelow, type MountTable } from '../system/mount-table.js';
+import { KeyedMutex } from './keyed-mutex.js';
+import { checkVolumeName, mountpointFor, pathsOverlap } from './volume-name.js';
+
+export interface VolumeSummary {
+  readonly Name: string;
+  readonly Mountpoint?: string;
+}
+
+export interface VolumeDetail extends VolumeSummary {
+  readonly CreatedAt: string;
+  readonly Status: Record<string, unknown>;
+}
+
+export interface DriverDeps {
+  readonly protocol: ProtocolHandler;
+  readonly mounter: Mounter;
+  readonly mountTable: MountTable;
+  /** `<basedir>/<protocol>`: every mountpoint lies strictly inside it. */
+  readonly root: string;
+  /** The live state; the driver mutates it and then calls commit(). */
+  readonly state: StateFile;
+  readonly commit: () => Promise<void>;
+  readonly clock: () => Date;
+  readonly logger: Logger;
+}
+
+/**
+ * The eight VolumeDriver operations. Every change runs under its volume's lock, reaches the
+ * kernel first and the state file second, and is undone in memory if either fails, so a
+ * failed call leaves things as they were. The reference count is the list of mount IDs.
+ */
+export class VolumeDriver {
+  private readonly locks = new KeyedMutex();
+
+  constructor(private readonly deps: DriverDeps) {}
+
+  get protocolName(): string {
+    return this.deps.protocol.protocol;
+  }
+
+  async create(name: string, options: Record<string, string>): Promise<void> {
+    checkVolumeName(name);
+    const { protocol, state, logger } = this.deps;
+    await this.locks.run(name, async () => {
+      const existing = state.volumes[name];
+      if (existing) {
+        // dockerd and swarm tasks repeat Create; same options (or none) is the same volume.
+        if (Object.keys(options).length === 0 || sameOptions(existing.options, options)) return;
+        throw new ConflictError(
+          `volume '${name}' already exists with other options (share ${existing.share}); remove it first (docker volume rm ${name}) or choose another name`,
+        );
+      }
+      const checked = protocol.check({ name, options });
+      const mountpoint = mountpointFor(this.deps.root, name);
+      for (const other of Object.values(state.volumes)) {
+        const otherMountpoint = mountpointFor(this.deps.root, other.name);
+        if (pathsOverlap(mountpoint, otherMountpoint)) {
+          throw new ConflictError(
+            `volume '${name}' would be mounted at ${mountpoint}, which overlaps volume '${other.name}' at ${otherMountpoint}; use a named volume with -o share=${checked.share}`,
+          );
+        }
+      }
+      const record: VolumeRecord = {
+        name,
+        protocol: protocol.protocol,
+        options: { ...options },
+        share: checked.share,
+        ...(checked.subdirectory !== undefined ? { subdirectory: checked.subdirectory } : {}),
+        createdAt: this.deps.clock().toISOString(),
+        mountIds: [],
+      };
+      state.volumes[name] = record;
+      try {
+        await this.deps.commit();
+      } catch (error) {
+        delete state.volumes[name];
+        throw error;
+      }
+      logger.info({ volume: name, share: checked.share, outcome: 'created' }, 'Volume created');
+    });
+  }
+
+  async remove(name: string): Promise<void> {
+    const { state, logger } = this.deps;
+    await this.locks.run(name, async () => {
+      const record = state.volumes[name];
+      if (!record) return;
+      if (record.mountIds.length > 0) {
+        const n = record.mountIds.length;
+        throw new InUseError(
+          `volume '${name}' is still mounted for ${n} container mount${n === 1 ? '' : 's'}; stop the container${n === 1 ? '' : 's'} using it first`,
+        );
+      }
+      delete state.volumes[name];
+      try {
+        await this.deps.commit();
+      } catch (error) {
+        state.volumes[name] = record;
+        throw error;
+      }
+      await this.removeEmptyDirectories(this.mountpoint(record));
+      logger.info({ volume: name, outcome: 'removed' }, 'Volume removed');
+    });
+  }
+
+  async mount(name: string, id: string): Promise<string> {
+    const { state, logger, mountTable, mounter, protocol } = this.deps;
+    return this.locks.run(name, async () => {
+      const record = this.require(name);
+      const mountpoint = this.mountpoint(record);
+      const path = this.path(record);
+      const entries = await mountTable.list();
+      let mountedNow = false;
+      if (!findMount(entries, mountpoint)) {
+        if (record.mountIds.length > 0) {
+          logger.warn({ volume: name, mountpoint }, 'Volume was unmounted behind netvol; mounting it again');
+        }
+        this.checkNoNestedMounts(entries, mountpoint);
+        await mkdir(mountpoint, { recursive: true, mode: 0o755 });
+        try {
+          await mounter.mount(await protocol.plan(record), mountpoint);
+        } catch (error) {
+          await this.removeEmptyDirectories(mountpoint);
+          record.lastError = errorMessage(error);
+          throw error;
+        }
+        mountedNow = true;
+      }
+      try {
+        if (record.subdirectory !== undefined) await makeSubdirectory(path, name);
+        record.mountIds.push(id);
+        record.mountedAt ??= this.deps.clock().toISOString();
+        delete record.lastError;
+        await this.deps.commit().catch((error: unknown) => {
+          record.mountIds.pop();
+          if (record.mountIds.length === 0) delete record.mountedAt;
+          throw error;
+        });
+      } catch (error) {
+        if (mountedNow) {
+          await mounter.unmount(mountpoint).catch(() => undefined);
+          await this.removeEmptyDirectories(mountpoint);
+        }
+        record.lastError = errorMessage(error);
+        throw error;
+      }
+      logger.info({ volume: name, id, mounts: record.mountIds.length, outcome: mountedNow ? 'mounted' : 'reused' }, 'Volume mount');
+      return path;
+    });
+  }
+
+  async unmount(name: string, id: string): Promise<void> {
+    const { state, logger, mountTable, mounter } = this.deps;
+    await this.locks.run(name, async () => {
+      const record = state.volumes[name];
+      const index = record ? record.mountIds.lastIndexOf(id) : -1;
+      if (!record || index < 0) {
+        logger.debug({ volume: name, id }, 'Unmount of an unknown mount ID: nothing to do');
+        return;
+      }
+      if (record.mountIds.length > 1) {
+        record.mountIds.splice(index, 1);
+        await this.deps.commit().catch((error: unknown) => {
+          record.mountIds.splice(index, 0, id);
+          throw error;
+        });
+        logger.info({ volume: name, id, mounts: record.mountIds.length, outcome: 'released' }, 'Volume unmount');
+        return;
+      }
+      const mountpoint = this.mountpoint(record);
+      if (findMount(await mountTable.list(), mountpoint)) {
+        try {
+          await mounter.unmount(mountpoint);
+        } catch (error) {
+          record.lastError = errorMessage(error);
+          throw error;
+        }
+      }
+      await this.removeEmptyDirectories(mountpoint);
+      record.mountIds.splice(index, 1);
+      delete record.mountedAt;
+      // The kernel mount is gone whatever happens next; a failed save is repaired at the
+      // next start, when the mount table shows the volume unmounted.
+      await this.deps.commit();
+      logger.info({ volume: name, id, mounts: 0, outcome: 'unmounted' }, 'Volume unmount');
+    });
+  }
+
+  /** Mountpoint while mounted, '' otherwise (allowed by the protocol). */
+  pathOf(name: string): string {
+    const record = this.require(name);
+    return record.mountIds.length > 0 ? this.path(record) : '';
+  }
+
+  get(name: string): VolumeDetail {
+    const record = this.require(name);
+    return {
+      Name: record.name,
+      ...(record.mountIds.length > 0 ? { Mountpoint: this.path(record) } : {}),
+      CreatedAt: record.createdAt,
+      Status: this.status(record),
+    };
+  }
+
+  list(): VolumeSummary[] {
+    return Object.values(this.deps.state.volumes).map((record) => ({
+      Name: record.name,
+      ...(record.mountIds.length > 0 ? { Mountpoint: this.path(record) } : {}),
+    }));
+  }
+
+  /** What `docker volume inspect` shows under Status: secrets masked. */
+  status(record: VolumeRecord): Record<string, unknown> {
+    const secret = new Set(this.deps.protocol.secretKeys);
+    const options = Object.fromEntries(
+      Object.entries(record.options).map(([key, value]) => [key, secret.has(key) ? '********' : value]),
+    );
+    return {
+      protocol: record.protocol,
+      share: record.share,
+      ...(record.subdirectory !== undefined ? { subdirectory: record.subdirectory } : {}),
+      mounted: record.mountIds.length > 0,
+      mounts: record.mountIds.length,
+      ...(record.mountedAt ? { mountedSince: record.mountedAt } : {}),
+      options,
+      ...(record.lastError ? { lastError: record.lastError } : {}),
+    };
+  }
+
+  private require(name: string): VolumeRecord {
+    const record = this.deps.state.volumes[name];
+    if (!record) throw new NotFoundError(`no volume named '${name}' in the ${this.deps.protocol.protocol} driver`);
+    return record;
+  }
+
+  mountpoint(record: VolumeRecord): string {
+    return mountpointFor(this.deps.root, record.name);
+  }
+
+  private path(record: VolumeRecord): string {
+    const mountpoint = this.mountpoint(record);
+    return record.subdirectory !== undefined ? join(mountpoint, record.subdirectory) : mountpoint;
+  }
+
+  /** A mount inside another mount would create directories on that server (and hide it). */
+  private checkNoNestedMounts(entries: Parameters<typeof mountsBelow>[0], mountpoint: string): void {
+    const below = mountsBelow(entries, mountpoint);
+    if (below.length > 0) {
+      throw new MountError(`cannot mount on ${mountpoint}: ${below[0]?.mountPoint} is mounted inside it`);
+    }
+    for (let dir = dirname(mountpoint); dir.startsWith(`${this.deps.root}/`); dir = dirname(dir)) {
+      if (findMount(entries, dir)) throw new MountError(`cannot mount on ${mountpoint}: ${dir} is a mountpoint above it`);
+    }
+  }
+
+  /** rmdir upwards while empty, never past root, never recursive: server data is never at risk. */
+  private async removeEmptyDirectories(mountpoint: string): Promise<void> {
+    for (let dir = mountpoint; dir.startsWith(`${this.deps.root}/`); dir = dirname(dir)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        return;
+      }
+    }
+  }
+}
+
+async function makeSubdirectory(path: string, name: string): Promise<void> {
+  try {
+    await mkdir(path, { mode: 0o777 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw new MountError(`volume '${name}': cannot create ${path} on the share (create=true): ${errorMessage(error)}`);
+  }
+}
+
+export function sameOptions(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && a[key] === b[key]);
+}

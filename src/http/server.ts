@@ -1,0 +1,79 @@
+import { createConnection } from 'node:net';
+import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { dirname } from 'node:path';
+import type { RequestListener } from 'node:http';
+import { StartupError } from '../errors.js';
+
+export interface SocketServerOptions {
+  readonly path: string;
+  /** 0660 by default: root and, if set, one group may talk to the plugin. */
+  readonly mode?: number;
+  readonly gid?: number | undefined;
+}
+
+/** True when something accepts connections on the Unix socket at `path`. */
+export function socketAnswers(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection(path);
+    const done = (answer: boolean) => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.setTimeout(timeoutMs, () => done(true));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/**
+ * Listens on a Unix socket. A socket file left by a dead daemon is replaced; one that still
+ * answers belongs to a live daemon and is never stolen.
+ */
+export async function listenOnSocket(handler: RequestListener, options: SocketServerOptions): Promise<Server> {
+  const { path } = options;
+  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  const existing = await lstat(path).catch(() => undefined);
+  if (existing) {
+    if (!existing.isSocket()) {
+      throw new StartupError(`${path} exists and is not a socket; remove it or choose another --socket`);
+    }
+    if (await socketAnswers(path)) {
+      throw new StartupError(
+        `another process is already serving ${path}; stop it first (netvol status), or use another --socket or NETSHARE_SOCKET_NAME`,
+      );
+    }
+    await unlink(path);
+  }
+  const server = createServer(handler);
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error) => reject(new StartupError(`cannot listen on ${path}: ${error.message}`, { cause: error })));
+    server.listen(path, () => resolve());
+  });
+  await chmod(path, options.mode ?? 0o660);
+  if (options.gid !== undefined) await chown(path, 0, options.gid);
+  return server;
+}
+
+export interface TcpServerOptions {
+  readonly host: string;
+  readonly port: number;
+}
+
+export async function listenOnTcp(handler: RequestListener, options: TcpServerOptions): Promise<Server> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error) =>
+      reject(new StartupError(`cannot listen on ${options.host}:${options.port}: ${error.message}`, { cause: error })),
+    );
+    server.listen(options.port, options.host, () => resolve());
+  });
+  return server;
+}
+
+export async function closeServer(server: Server, socketPath?: string): Promise<void> {
+  server.closeAllConnections?.();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (socketPath) await unlink(socketPath).catch(() => undefined);
+}

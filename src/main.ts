@@ -1,0 +1,132 @@
+import type { Server } from 'node:http';
+import { mkdir, writeFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { driverStateDir, type DaemonConfig } from './config.js';
+import { reconcile } from './driver/reconcile.js';
+import { VolumeDriver } from './driver/volume-driver.js';
+import { createApp } from './http/app.js';
+import { routeTable } from './http/routes.js';
+import { closeServer, listenOnSocket, listenOnTcp } from './http/server.js';
+import { cifsProtocol } from './protocols/cifs.js';
+import { efsProtocol } from './protocols/efs.js';
+import { lookupNetrc } from './protocols/netrc.js';
+import { nfsProtocol } from './protocols/nfs.js';
+import type { ProtocolHandler } from './protocols/protocol.js';
+import { GroupCommitter, JsonStateStore, type StateStore } from './state/state-store.js';
+import { emptyState } from './state/state-schema.js';
+import { readBootId } from './system/boot-id.js';
+import { ExecaCommandRunner, type CommandRunner } from './system/command-runner.js';
+import { ProcMountTable, type MountTable } from './system/mount-table.js';
+import { CommandMounter } from './system/mounter.js';
+
+export interface DaemonDeps {
+  readonly logger: Logger;
+  readonly runner?: CommandRunner;
+  readonly mountTable?: MountTable;
+  readonly store?: StateStore;
+  readonly bootId?: () => Promise<string>;
+  readonly clock?: () => Date;
+}
+
+export interface RunningDaemon {
+  readonly driver: VolumeDriver;
+  readonly server: Server;
+  close(): Promise<void>;
+}
+
+export function protocolHandler(config: DaemonConfig): ProtocolHandler {
+  switch (config.protocol) {
+    case 'nfs':
+      return nfsProtocol(config.nfs);
+    case 'cifs':
+      return cifsProtocol(config.cifs, lookupNetrc);
+    case 'efs':
+      return efsProtocol({ region: config.efs.region, noResolve: config.efs.noResolve });
+  }
+}
+
+/**
+ * Composition root. Order matters: state is loaded and reconciled with the mount table
+ * before the socket exists, because dockerd Gets every volume the moment it can connect
+ * and forgets the ones whose Get fails.
+ */
+export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promise<RunningDaemon> {
+  const { logger } = deps;
+  const started = Date.now();
+  const root = join(config.basedir, config.protocol);
+  const stateDir = driverStateDir(config);
+  const store = deps.store ?? new JsonStateStore(stateDir);
+  const mountTable = deps.mountTable ?? new ProcMountTable();
+  const runner = deps.runner ?? new ExecaCommandRunner();
+  const bootId = await (deps.bootId ?? (() => readBootId()))();
+
+  const loaded = await store.load();
+  const { state, orphans, notes } = reconcile(loaded ?? emptyState(bootId), bootId, await mountTable.list(), root);
+  for (const { volume, note } of notes) logger.info({ volume }, `Reconcile: ${note}`);
+  await store.save(state);
+
+  const mounter = new CommandMounter(
+    runner,
+    mountTable,
+    {
+      timeoutMs: config.mountTimeoutSeconds * 1000,
+      secretsDir: join(stateDir, 'secrets'),
+      ...(config.mountCommand ? { mountCommand: config.mountCommand } : {}),
+      ...(config.umountCommand ? { umountCommand: config.umountCommand } : {}),
+    },
+    logger.child({ component: 'mounter' }),
+  );
+  for (const orphan of orphans) {
+    await mounter.unmount(orphan).catch((error: unknown) => logger.warn({ mountpoint: orphan, err: (error as Error).message }, 'Could not unmount an orphan mount'));
+  }
+
+  const protocol = protocolHandler(config);
+  const committer = new GroupCommitter(store, () => state);
+  const driver = new VolumeDriver({
+    protocol,
+    mounter,
+    mountTable,
+    root,
+    state,
+    commit: () => committer.commit(),
+    clock: deps.clock ?? (() => new Date()),
+    logger: logger.child({ component: 'driver' }),
+  });
+  const app = createApp({ routes: routeTable(driver), logger, secretKeys: protocol.secretKeys });
+
+  let server: Server;
+  let specFile: string | undefined;
+  if (config.tcp) {
+    server = await listenOnTcp(app, config.tcp);
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : config.tcp.port;
+    const host = config.tcp.host.includes(':') ? `[${config.tcp.host}]` : config.tcp.host;
+    await mkdir(config.tcp.specDir, { recursive: true });
+    specFile = join(config.tcp.specDir, `${config.name}.spec`);
+    await writeFile(specFile, `tcp://${host}:${port}\n`);
+    logger.info({ address: `${host}:${port}`, spec: specFile }, 'Listening on TCP');
+  } else {
+    server = await listenOnSocket(app, { path: config.socket, gid: config.socketGroup });
+  }
+  logger.info(
+    {
+      driver: config.name,
+      socket: config.tcp ? undefined : config.socket,
+      stateFile: store.path,
+      volumes: Object.keys(state.volumes).length,
+      ms: Date.now() - started,
+    },
+    `Ready: docker can use -d ${config.name}`,
+  );
+
+  return {
+    driver,
+    server,
+    async close() {
+      await closeServer(server, config.tcp ? undefined : config.socket);
+      if (specFile) await unlink(specFile).catch(() => undefined);
+      await committer.commit();
+    },
+  };
+}

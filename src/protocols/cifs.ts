@@ -1,0 +1,138 @@
+import { z } from 'zod';
+import { ValidationError } from '../errors.js';
+import { booleanString, mountOptionsString, parseVolumeOptions } from './options.js';
+import { joinOptions, type Credentials, type MountPlan } from './mount-plan.js';
+import { checkHost } from './share.js';
+import { shareSource } from './ad-hoc-name.js';
+import type { NetrcEntry } from './netrc.js';
+import type { CheckedVolume, ProtocolHandler, VolumeSpec } from './protocol.js';
+
+// Credentials go to a line-based file: a newline would let a value add its own lines.
+const credentialText = (key: string) =>
+  // eslint-disable-next-line no-control-regex
+  z.string().regex(/^[^\x00-\x1f\x7f]*$/, { message: `${key} may not contain control characters or newlines` });
+
+const FILE_MODE = /^0?[0-7]{3,4}$/;
+
+export const cifsVolumeOptions = z.object({
+  share: z.string().optional(),
+  create: booleanString.optional(),
+  cifsopts: mountOptionsString('cifsopts').optional(),
+  username: credentialText('username').optional(),
+  password: credentialText('password').optional(),
+  domain: credentialText('domain').optional(),
+  security: z.string().regex(/^[a-z0-9]+i?$/, { message: 'security must be a cifs sec= value like ntlmssp or krb5' }).optional(),
+  fileMode: z.string().regex(FILE_MODE, { message: 'fileMode must be an octal mode like 0644' }).optional(),
+  dirMode: z.string().regex(FILE_MODE, { message: 'dirMode must be an octal mode like 0755' }).optional(),
+});
+export type CifsVolumeOptions = z.infer<typeof cifsVolumeOptions>;
+
+export interface CifsDaemonOptions {
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+  readonly domain?: string | undefined;
+  readonly security?: string | undefined;
+  readonly fileMode?: string | undefined;
+  readonly dirMode?: string | undefined;
+  readonly options?: string | undefined;
+  /** Directory holding .netrc (netshare's --netrc, default $HOME). */
+  readonly netrcDir?: string | undefined;
+}
+
+export interface CifsShare {
+  readonly host: string;
+  /** `share[/sub/dir]`, without leading slash. */
+  readonly path: string;
+}
+
+/** `host/share[/sub]`, `//host/share`, `host:/share` or `\\host\share`. */
+export function parseCifsShare(share: string): CifsShare {
+  const cleaned = share.trim().replace(/\\/g, '/').replace(/^\/\//, '').replace(/^([^/:]+):\/?/, '$1/');
+  const segments = cleaned.split('/').filter((segment) => segment !== '' && segment !== '.');
+  const [host, ...rest] = segments;
+  if (!host || rest.length === 0) {
+    throw new ValidationError(`share '${share}' must name a server and a share, like fileserver/public`);
+  }
+  // eslint-disable-next-line no-control-regex
+  if (rest.some((segment) => /[\x00-\x1f\x7f]/.test(segment))) {
+    throw new ValidationError(`share '${share}' contains a control character`);
+  }
+  return { host: checkHost(host, share), path: rest.join('/') };
+}
+
+const CREDENTIAL_OPTIONS = ['username', 'user', 'password', 'pass', 'password2', 'credentials', 'cred'];
+
+/** Volume options win, then the .netrc entry for the server, then the daemon's flags. */
+export function resolveCifsCredentials(
+  volume: CifsVolumeOptions,
+  netrc: NetrcEntry | undefined,
+  daemon: CifsDaemonOptions,
+): Credentials | undefined {
+  const source =
+    volume.username !== undefined || volume.password !== undefined
+      ? { username: volume.username, password: volume.password, domain: volume.domain }
+      : netrc?.login !== undefined
+        ? { username: netrc.login, password: netrc.password, domain: volume.domain ?? netrc.account }
+        : { username: daemon.username, password: daemon.password, domain: volume.domain ?? daemon.domain };
+  if (source.username === undefined && source.password === undefined) return undefined;
+  return { username: source.username ?? '', password: source.password ?? '', domain: source.domain ?? daemon.domain };
+}
+
+export function cifsMountPlan(
+  share: CifsShare,
+  volume: CifsVolumeOptions,
+  daemon: CifsDaemonOptions,
+  credentials: Credentials | undefined,
+): MountPlan {
+  const extra = joinOptions(volume.cifsopts ?? daemon.options);
+  const smuggled = extra.find((option) => CREDENTIAL_OPTIONS.includes(option.split('=')[0] ?? ''));
+  if (smuggled !== undefined) {
+    throw new ValidationError(
+      `cifsopts may not set '${smuggled.split('=')[0]}': use the username and password options (kept out of the command line)`,
+    );
+  }
+  const security = volume.security ?? daemon.security;
+  const fileMode = volume.fileMode ?? daemon.fileMode;
+  const dirMode = volume.dirMode ?? daemon.dirMode;
+  const options = [
+    ...(credentials ? [] : ['guest']),
+    ...(security ? [`sec=${security}`] : []),
+    ...(fileMode ? [`file_mode=${fileMode}`] : []),
+    ...(dirMode ? [`dir_mode=${dirMode}`] : []),
+    ...extra,
+  ];
+  return {
+    fsType: 'cifs',
+    source: `//${share.host}/${share.path}`,
+    options,
+    server: share.host,
+    ...(credentials ? { credentials } : {}),
+  };
+}
+
+export function cifsProtocol(
+  daemon: CifsDaemonOptions,
+  netrc: (dir: string, host: string) => Promise<NetrcEntry | undefined>,
+): ProtocolHandler {
+  const check = (volume: VolumeSpec) => {
+    const options = parseVolumeOptions(cifsVolumeOptions, volume.options, 'cifs');
+    const source = shareSource(volume.name, volume.options);
+    const share = parseCifsShare(source.share);
+    // Validate the option mix now, so Create fails rather than the first Mount.
+    cifsMountPlan(share, options, daemon, undefined);
+    const checked: CheckedVolume = { share: `//${share.host}/${share.path}`, subdirectory: source.subdirectory };
+    return { checked, share, options };
+  };
+  return {
+    protocol: 'cifs',
+    optionKeys: Object.keys(cifsVolumeOptions.shape),
+    secretKeys: ['password'],
+    check: (volume) => check(volume).checked,
+    plan: async (volume) => {
+      const { share, options } = check(volume);
+      const needsNetrc = options.username === undefined && options.password === undefined && daemon.netrcDir;
+      const entry = needsNetrc && daemon.netrcDir ? await netrc(daemon.netrcDir, share.host) : undefined;
+      return cifsMountPlan(share, options, daemon, resolveCifsCredentials(options, entry, daemon));
+    },
+  };
+}

@@ -1,0 +1,64 @@
+import { z } from 'zod';
+import { booleanString, mountOptionsString, parseVolumeOptions } from './options.js';
+import { hasOption, joinOptions, type MountPlan } from './mount-plan.js';
+import { parseHostPath, type HostPath } from './share.js';
+import { shareSource } from './ad-hoc-name.js';
+import type { CheckedVolume, ProtocolHandler, VolumeSpec } from './protocol.js';
+
+export const NFS_VERSIONS = ['3', '4', '4.0', '4.1', '4.2'] as const;
+export type NfsVersion = (typeof NFS_VERSIONS)[number];
+
+export const nfsVolumeOptions = z.object({
+  share: z.string().optional(),
+  create: booleanString.optional(),
+  nfsopts: mountOptionsString('nfsopts').optional(),
+  version: z.enum(NFS_VERSIONS, { message: `version must be one of ${NFS_VERSIONS.join(', ')}` }).optional(),
+});
+export type NfsVolumeOptions = z.infer<typeof nfsVolumeOptions>;
+
+export interface NfsDaemonOptions {
+  /** `-v`: 3 or 4 (netshare's default is 4). */
+  readonly version: '3' | '4';
+  /** `-o`: default mount options, replaced (not merged) by a volume's nfsopts. */
+  readonly options?: string | undefined;
+}
+
+/** netshare's v3 options: boot2docker has no rpc.statd, hence nolock. */
+export const NFS3_DEFAULT_OPTIONS = 'port=2049,nolock,proto=tcp';
+
+export function nfsMountPlan(share: HostPath, volume: NfsVolumeOptions, daemon: NfsDaemonOptions): MountPlan {
+  const version: NfsVersion = volume.version ?? daemon.version;
+  const base = volume.nfsopts ?? daemon.options;
+  const source = `${share.host}:${share.path}`;
+  if (version === '3') {
+    const options = joinOptions(base ?? NFS3_DEFAULT_OPTIONS);
+    // Without nfsvers=3, mount.nfs negotiates v4 first: the bug that made netshare's `-v 3` a no-op.
+    const versioned = hasOption(options, 'vers', 'nfsvers') ? options : ['nfsvers=3', ...options];
+    return { fsType: 'nfs', source, options: versioned, server: share.host };
+  }
+  const options = joinOptions(base);
+  const versioned = version !== '4' && !hasOption(options, 'vers', 'nfsvers') ? [`vers=${version}`, ...options] : options;
+  return { fsType: 'nfs4', source, options: versioned, server: share.host };
+}
+
+export function nfsProtocol(daemon: NfsDaemonOptions): ProtocolHandler {
+  const check = (volume: VolumeSpec): CheckedVolume & { hostPath: HostPath; options: NfsVolumeOptions } => {
+    const options = parseVolumeOptions(nfsVolumeOptions, volume.options, 'nfs');
+    const source = shareSource(volume.name, volume.options);
+    const hostPath = parseHostPath(source.share);
+    return { share: `${hostPath.host}:${hostPath.path}`, subdirectory: source.subdirectory, hostPath, options };
+  };
+  return {
+    protocol: 'nfs',
+    optionKeys: Object.keys(nfsVolumeOptions.shape),
+    secretKeys: [],
+    check: (volume) => {
+      const { share, subdirectory } = check(volume);
+      return { share, subdirectory };
+    },
+    plan: async (volume) => {
+      const checked = check(volume);
+      return nfsMountPlan(checked.hostPath, checked.options, daemon);
+    },
+  };
+}

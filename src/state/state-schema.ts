@@ -1,0 +1,31 @@
+import { z } from 'zod';
+import { PROTOCOLS } from '../protocols/protocol.js';
+
+export const STATE_VERSION = 1;
+
+export const volumeRecord = z.object({
+  name: z.string(),
+  protocol: z.enum(PROTOCOLS),
+  /** The options as given to Create (validated); secrets included, hence the 0600 file. */
+  options: z.record(z.string()),
+  share: z.string(),
+  subdirectory: z.string().optional(),
+  createdAt: z.string(),
+  /** One entry per outstanding Mount; an ID mounted twice (docker cp) appears twice. */
+  mountIds: z.array(z.string()),
+  mountedAt: z.string().optional(),
+  lastError: z.string().optional(),
+});
+export type VolumeRecord = z.infer<typeof volumeRecord>;
+
+export const stateFile = z.object({
+  version: z.literal(STATE_VERSION),
+  /** Kernel boot id when last saved: a different one means every mount ID is stale. */
+  bootId: z.string(),
+  volumes: z.record(volumeRecord),
+});
+export type StateFile = z.infer<typeof stateFile>;
+
+export function emptyState(bootId: string): StateFile {
+  return { version: STATE_VERSION, bootId, volumes: {} };
+}

@@ -1,0 +1,82 @@
+import { execa } from 'execa';
+
+/** One process to start: never a shell string, always a file and its argv. */
+export interface Command {
+  readonly file: string;
+  readonly args: readonly string[];
+}
+
+export interface CommandResult {
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface RunOptions {
+  /** Killed with SIGKILL past this; a hung NFS server must not hold a request forever. */
+  readonly timeoutMs: number;
+}
+
+export interface CommandRunner {
+  run(command: Command, options: RunOptions): Promise<CommandResult>;
+}
+
+/** The command ran and exited non-zero: `stderr` is the tool's own explanation. */
+export class CommandFailedError extends Error {
+  override name = 'CommandFailedError';
+  constructor(
+    readonly command: Command,
+    readonly exitCode: number | undefined,
+    readonly stderr: string,
+    readonly stdout: string,
+  ) {
+    super(`${command.file} exited with status ${exitCode ?? 'unknown'}: ${firstLines(stderr || stdout)}`);
+  }
+}
+
+export class CommandTimeoutError extends Error {
+  override name = 'CommandTimeoutError';
+  constructor(
+    readonly command: Command,
+    readonly timeoutMs: number,
+  ) {
+    super(`${command.file} did not finish within ${timeoutMs / 1000} s and was killed`);
+  }
+}
+
+export class CommandNotFoundError extends Error {
+  override name = 'CommandNotFoundError';
+  constructor(readonly command: Command) {
+    super(`${command.file} is not installed or not on PATH`);
+  }
+}
+
+function firstLines(text: string): string {
+  return text.trim().split('\n').slice(0, 5).join(' ').trim() || '(no output)';
+}
+
+/**
+ * Runs commands with execa. execa's own error message contains the whole command line and
+ * output, so it is never forwarded: callers get one of the three errors above, built from
+ * the tool's stderr only.
+ */
+export class ExecaCommandRunner implements CommandRunner {
+  async run(command: Command, options: RunOptions): Promise<CommandResult> {
+    const result = await execa(command.file, [...command.args], {
+      timeout: options.timeoutMs,
+      killSignal: 'SIGKILL',
+      reject: false,
+      stdin: 'ignore',
+      shell: false,
+      // LC_ALL=C: messages are matched ("not mounted") and shown to users in one language.
+      env: { LC_ALL: 'C', PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+      extendEnv: false,
+    });
+    if (result.timedOut) throw new CommandTimeoutError(command, options.timeoutMs);
+    if (result.failed) {
+      const code = (result as { code?: string }).code;
+      if (code === 'ENOENT' && result.exitCode === undefined) throw new CommandNotFoundError(command);
+      throw new CommandFailedError(command, result.exitCode, String(result.stderr ?? ''), String(result.stdout ?? ''));
+    }
+    return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
+  }
+}

@@ -1,0 +1,137 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { MountError } from '../errors.js';
+import { mountArgv, type Credentials, type MountPlan } from '../protocols/mount-plan.js';
+import {
+  CommandFailedError,
+  CommandNotFoundError,
+  CommandTimeoutError,
+  type CommandRunner,
+} from './command-runner.js';
+import { findMount, type MountTable } from './mount-table.js';
+
+export interface Mounter {
+  mount(plan: MountPlan, target: string): Promise<void>;
+  /** Succeeds when `target` is no longer mounted afterwards, whatever umount said. */
+  unmount(target: string): Promise<void>;
+}
+
+export interface CommandMounterOptions {
+  readonly timeoutMs: number;
+  /** 0700 directory for short-lived CIFS credentials files. */
+  readonly secretsDir: string;
+  readonly mountCommand?: string;
+  readonly umountCommand?: string;
+}
+
+/**
+ * mount(8)/umount(8) through the command runner. CIFS passwords go to a 0600 credentials
+ * file that exists only while mount.cifs runs; the kernel keeps what it needs for reconnects.
+ */
+export class CommandMounter implements Mounter {
+  private readonly mountCommand: string;
+  private readonly umountCommand: string;
+
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly mountTable: MountTable,
+    private readonly options: CommandMounterOptions,
+    private readonly logger: Logger,
+  ) {
+    this.mountCommand = options.mountCommand ?? 'mount';
+    this.umountCommand = options.umountCommand ?? 'umount';
+  }
+
+  async mount(plan: MountPlan, target: string): Promise<void> {
+    const credentialsFile = plan.credentials ? await this.writeCredentials(plan.credentials) : undefined;
+    const args = mountArgv(plan, target, credentialsFile);
+    const started = Date.now();
+    this.logger.info({ source: plan.source, target, fsType: plan.fsType, options: plan.options }, 'Mounting');
+    try {
+      await this.runner.run({ file: this.mountCommand, args }, { timeoutMs: this.options.timeoutMs });
+      this.logger.info({ source: plan.source, target, ms: Date.now() - started }, 'Mounted');
+    } catch (error) {
+      const message = describeMountFailure(error, plan, target, this.options.timeoutMs);
+      this.logger.warn({ source: plan.source, target, ms: Date.now() - started, err: message }, 'Mount failed');
+      throw new MountError(redact(message, plan.credentials));
+    } finally {
+      if (credentialsFile) await rm(credentialsFile, { force: true });
+    }
+  }
+
+  async unmount(target: string): Promise<void> {
+    const started = Date.now();
+    this.logger.info({ target }, 'Unmounting');
+    try {
+      await this.runner.run({ file: this.umountCommand, args: ['--', target] }, { timeoutMs: this.options.timeoutMs });
+    } catch (error) {
+      if (!(await this.isMounted(target))) {
+        this.logger.info({ target, ms: Date.now() - started }, 'Unmounted (was already gone)');
+        return;
+      }
+      if (error instanceof CommandTimeoutError) {
+        // The server is gone and umount blocks: detach lazily so the daemon and the
+        // mountpoint are free; the kernel finishes once nothing uses the mount.
+        this.logger.warn({ target }, 'umount timed out; detaching lazily (umount -l)');
+        await this.runner
+          .run({ file: this.umountCommand, args: ['-l', '--', target] }, { timeoutMs: this.options.timeoutMs })
+          .catch(() => undefined);
+        if (!(await this.isMounted(target))) {
+          this.logger.info({ target, ms: Date.now() - started }, 'Unmounted (lazily)');
+          return;
+        }
+      }
+      const reason = error instanceof CommandFailedError ? error.stderr.trim() || error.message : (error as Error).message;
+      throw new MountError(`unmounting ${target} failed: ${reason}`, { cause: error });
+    }
+    this.logger.info({ target, ms: Date.now() - started }, 'Unmounted');
+  }
+
+  private async isMounted(target: string): Promise<boolean> {
+    return findMount(await this.mountTable.list(), target) !== undefined;
+  }
+
+  private async writeCredentials(credentials: Credentials): Promise<string> {
+    await mkdir(this.options.secretsDir, { recursive: true, mode: 0o700 });
+    const file = join(this.options.secretsDir, `cifs-${randomBytes(8).toString('hex')}`);
+    const lines = [`username=${credentials.username}`, `password=${credentials.password}`];
+    if (credentials.domain) lines.push(`domain=${credentials.domain}`);
+    await writeFile(file, `${lines.join('\n')}\n`, { mode: 0o600, flag: 'wx' });
+    return file;
+  }
+}
+
+/** The mount tool's own words, plus what to check next. */
+export function describeMountFailure(error: unknown, plan: MountPlan, target: string, timeoutMs: number): string {
+  const what = `mounting ${plan.source} (${plan.fsType}) on ${target}`;
+  if (error instanceof CommandTimeoutError) {
+    return `${what} timed out after ${timeoutMs / 1000} s: server ${plan.server} did not answer; check that it is up and reachable from this host (e.g. showmount -e ${plan.server}, or a firewall)`;
+  }
+  if (error instanceof CommandNotFoundError) {
+    return `${what} failed: ${error.message}; install ${plan.fsType.startsWith('nfs') ? 'nfs-common' : 'cifs-utils'}`;
+  }
+  if (error instanceof CommandFailedError) {
+    const said = error.stderr.trim() || error.stdout.trim() || `exit status ${error.exitCode}`;
+    return `${what} failed: ${said.replace(/\s+/g, ' ')}${hint(said, plan)}`;
+  }
+  return `${what} failed: ${(error as Error).message}`;
+}
+
+function hint(said: string, plan: MountPlan): string {
+  if (/unknown filesystem type|wrong fs type|bad option/i.test(said)) {
+    return ` (is the ${plan.fsType.startsWith('nfs') ? 'NFS' : 'CIFS'} client installed: ${plan.fsType.startsWith('nfs') ? 'nfs-common' : 'cifs-utils'}? does this kernel support ${plan.fsType}?)`;
+  }
+  if (/access denied|permission denied/i.test(said)) return ` (check that ${plan.server} exports this path to this host, and the credentials)`;
+  if (/no such file or directory/i.test(said)) return ` (check the path exists on ${plan.server})`;
+  if (/connection refused|timed out|no route|network is unreachable/i.test(said)) {
+    return ` (check that ${plan.server} is up and reachable from this host)`;
+  }
+  return '';
+}
+
+function redact(text: string, credentials: Credentials | undefined): string {
+  if (!credentials?.password) return text;
+  return text.split(credentials.password).join('********');
+}
