@@ -1,0 +1,90 @@
+import { randomBytes } from 'node:crypto';
+import { importBusyboxImage } from './busybox-image.js';
+import { docker, dockerOk, dockerdDirs, startDockerd, stopDockerd, type Dockerd, type DockerResult } from './dockerd.js';
+import { makeTempDir, removeTempDir } from './files.js';
+import { netvolConfig, startNetvol, stopNetvol, type Netvol, type NetvolConfig } from './netvol.js';
+
+/**
+ * One test file's world: a private dockerd, a netvol daemon under a unique driver name that
+ * dockerd discovers through /run/docker/plugins, and a busybox image. Everything lives in one
+ * temp dir; processes are stopped by PID.
+ */
+export class Tier {
+  /** Unique per run: dockerd's plugin discovery path is machine-wide. */
+  readonly driver: string;
+  readonly netvolConfig: NetvolConfig;
+  image = '';
+  private engine: Dockerd | undefined;
+  private daemon: Netvol | undefined;
+
+  private constructor(
+    readonly root: string,
+    readonly id: string,
+  ) {
+    this.driver = `netvoltest${id}`;
+    this.netvolConfig = netvolConfig(root, this.driver);
+  }
+
+  static async start(label: string): Promise<Tier> {
+    const tier = new Tier(await makeTempDir(`netvol-${label}`), randomBytes(3).toString('hex'));
+    try {
+      await tier.startNetvol();
+      await tier.startDockerd();
+      tier.image = await importBusyboxImage(tier.dockerd, tier.root);
+    } catch (error) {
+      await tier.stop();
+      throw error;
+    }
+    return tier;
+  }
+
+  get dockerd(): Dockerd {
+    if (!this.engine) throw new Error('dockerd is not running');
+    return this.engine;
+  }
+
+  get netvol(): Netvol {
+    if (!this.daemon) throw new Error('netvol is not running');
+    return this.daemon;
+  }
+
+  async startDockerd(): Promise<void> {
+    this.engine = await startDockerd(dockerdDirs(this.root), `netvoltest-${this.id}`);
+  }
+
+  async stopDockerd(): Promise<void> {
+    if (this.engine) await stopDockerd(this.engine);
+    this.engine = undefined;
+  }
+
+  async startNetvol(): Promise<void> {
+    this.daemon = await startNetvol(this.netvolConfig);
+  }
+
+  /** SIGTERM for an orderly stop, SIGKILL for a crash. */
+  async stopNetvol(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.daemon) await stopNetvol(this.daemon, signal);
+    this.daemon = undefined;
+  }
+
+  docker(args: string[], timeoutMs?: number): Promise<DockerResult> {
+    return docker(this.dockerd, args, timeoutMs);
+  }
+
+  dockerOk(args: string[], timeoutMs?: number): Promise<string> {
+    return dockerOk(this.dockerd, args, timeoutMs);
+  }
+
+  /** Stops dockerd first (it may still Unmount through netvol), then netvol; removes the temp dir. */
+  async stop(): Promise<void> {
+    const errors: unknown[] = [];
+    for (const step of [() => this.stopDockerd(), () => this.stopNetvol(), () => removeTempDir(this.root)]) {
+      try {
+        await step();
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    if (errors.length > 0) throw new AggregateError(errors, `docker tier teardown failed in ${this.root}`);
+  }
+}
