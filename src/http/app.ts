@@ -35,8 +35,9 @@ export function createApp({ routes, logger, secretKeys }: AppOptions): Express {
       const parsed = route.schema.safeParse(raw);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-        throw new ValidationError(`bad ${req.path.slice(1)} request: ${where}${issue?.message ?? 'invalid body'}`);
+        const detail =
+          issue && issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : 'the body must be a JSON object';
+        throw new ValidationError(`bad ${req.path.slice(1)} request: ${detail}`);
       }
       const reply = await route.handle(parsed.data);
       res.status(200).type(PLUGIN_CONTENT_TYPE).send(JSON.stringify(reply));
