@@ -61,9 +61,10 @@ function firstLines(text: string): string {
  */
 export class ExecaCommandRunner implements CommandRunner {
   async run(command: Command, options: RunOptions): Promise<CommandResult> {
-    const result = await execa(command.file, [...command.args], {
-      timeout: options.timeoutMs,
-      killSignal: 'SIGKILL',
+    // mount(8) forks mount.nfs/mount.cifs, which would survive a kill of mount alone and keep
+    // the output pipes open: each command gets its own process group, killed as a whole.
+    const subprocess = execa(command.file, [...command.args], {
+      detached: true,
       reject: false,
       stdin: 'ignore',
       shell: false,
@@ -71,12 +72,27 @@ export class ExecaCommandRunner implements CommandRunner {
       env: { LC_ALL: 'C', PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
       extendEnv: false,
     });
-    if (result.timedOut) throw new CommandTimeoutError(command, options.timeoutMs);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(subprocess.pid);
+    }, options.timeoutMs);
+    const result = await subprocess.finally(() => clearTimeout(timer));
+    if (timedOut) throw new CommandTimeoutError(command, options.timeoutMs);
     if (result.failed) {
       const code = (result as { code?: string }).code;
       if (code === 'ENOENT' && result.exitCode === undefined) throw new CommandNotFoundError(command);
       throw new CommandFailedError(command, result.exitCode, String(result.stderr ?? ''), String(result.stdout ?? ''));
     }
     return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
+  }
+}
+
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Already gone.
   }
 }
