@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -118,21 +118,37 @@ export function readLog(netvol: Netvol): LogEntry[] {
     });
 }
 
-/** The volume name a call log line is about (`name`, tolerating Docker's own `Name`). */
-export function callName(entry: LogEntry): unknown {
-  return entry['name'] ?? entry['Name'];
+/** The request a call log line carries: `body` (Docker's JSON), else the line itself. */
+function callRequest(entry: LogEntry): Record<string, unknown> {
+  const body = entry['body'];
+  return typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : entry;
 }
 
-/** The Create options a call log line carries (`opts`, tolerating `Opts`). */
+/** The volume name a call log line is about (`body.Name`, or a top-level `name`/`Name`). */
+export function callName(entry: LogEntry): unknown {
+  const request = callRequest(entry);
+  return request['Name'] ?? request['name'] ?? entry['name'];
+}
+
+/** The Create options a call log line carries (`body.Opts`, or a top-level `opts`/`Opts`). */
 export function callOpts(entry: LogEntry): Record<string, unknown> | undefined {
-  const opts = entry['opts'] ?? entry['Opts'];
+  const request = callRequest(entry);
+  const opts = request['Opts'] ?? request['opts'] ?? entry['opts'];
   return typeof opts === 'object' && opts !== null ? (opts as Record<string, unknown>) : undefined;
+}
+
+/** A line reporting a call's failure (`status`/`err`) rather than the call itself. */
+function isOutcome(entry: LogEntry): boolean {
+  return 'status' in entry || 'err' in entry;
 }
 
 /** Docker calls logged so far, optionally only one method (e.g. 'VolumeDriver.Create'). */
 export function calls(netvol: Netvol, method?: string): LogEntry[] {
   return readLog(netvol).filter(
-    (entry) => typeof entry.call === 'string' && (method === undefined || entry.call === `/${method}` || entry.call === method),
+    (entry) =>
+      typeof entry.call === 'string' &&
+      !isOutcome(entry) &&
+      (method === undefined || entry.call === `/${method}` || entry.call === method),
   );
 }
 
@@ -182,9 +198,21 @@ export function pluginCall(socket: string, method: string, body?: unknown): Prom
   });
 }
 
-/** The daemon's state file as JSON (state.json in --state-dir), undefined if not written yet. */
-export function readStateFile(config: NetvolConfig): { volumes?: Record<string, { mountIds?: unknown }> } | undefined {
-  const path = join(config.stateDir, 'state.json');
-  if (!existsSync(path)) return undefined;
-  return JSON.parse(readFileSync(path, 'utf8')) as { volumes?: Record<string, { mountIds?: unknown }> };
+export interface StateFileJson {
+  volumes?: Record<string, { mountIds?: unknown; options?: unknown }>;
+}
+
+/**
+ * The daemon's state file (`state.json` in --state-dir or in one directory below it, where
+ * the daemon keys it by driver name), undefined if not written yet.
+ */
+export function readStateFile(config: NetvolConfig): StateFileJson | undefined {
+  const candidates = [join(config.stateDir, 'state.json')];
+  if (existsSync(config.stateDir)) {
+    for (const entry of readdirSync(config.stateDir, { withFileTypes: true })) {
+      if (entry.isDirectory()) candidates.push(join(config.stateDir, entry.name, 'state.json'));
+    }
+  }
+  const path = candidates.find((candidate) => existsSync(candidate));
+  return path === undefined ? undefined : (JSON.parse(readFileSync(path, 'utf8')) as StateFileJson);
 }
