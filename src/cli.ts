@@ -22,6 +22,7 @@ import { createLogger } from './logger.js';
 import { startDaemon } from './main.js';
 import type { Protocol } from './protocols/protocol.js';
 import { regionFromInstanceMetadata } from './system/aws-region.js';
+import { findSockets, statusCommand } from './status-command.js';
 
 const env = process.env;
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -62,21 +63,27 @@ function commonOptions(y: Argv) {
     })
     .option('insecure', { type: 'boolean', default: false, describe: 'Allow --tcp on a non-loopback address (no authentication!)' })
     .option('dockerapiversion', { alias: 'a', type: 'string', describe: 'Docker API version for calls back into dockerd' })
-    .option('docker-socket', { type: 'string', default: '/var/run/docker.sock', describe: 'dockerd API socket', hidden: true })
+    .option('docker-socket', { type: 'string', default: '/var/run/docker.sock', describe: 'dockerd API socket, used to have dockerd activate the plugin at start' })
+    .option('activate', {
+      type: 'boolean',
+      default: true,
+      describe: 'Ask dockerd to activate the plugin at start, so Swarm can place tasks on this node (--no-activate to skip)',
+    })
+    .option('metrics', { type: 'string', describe: 'Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (off by default)' })
     .option('mount-command', { type: 'string', hidden: true })
     .option('umount-command', { type: 'string', hidden: true });
 }
 
 type Common = Awaited<ReturnType<ReturnType<typeof commonOptions>['parseAsync']>>;
 
-function parseTcpAddress(value: string, insecure: boolean): { host: string; port: number } {
+function parseTcpAddress(value: string, insecure: boolean, flag = '--port'): { host: string; port: number } {
   const match = /^(?:\[?([^\]]*)\]?)?:(\d+)$/.exec(value);
-  if (!match) throw new StartupError(`--port '${value}' is not an address like :8877 or 127.0.0.1:8877`);
+  if (!match) throw new StartupError(`${flag} '${value}' is not an address like :8877 or 127.0.0.1:8877`);
   const host = match[1] || '127.0.0.1';
   const loopback = host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
   if (!loopback && !insecure) {
     throw new StartupError(
-      `refusing to serve the plugin API without authentication on ${host}: bind a loopback address (e.g. --port 127.0.0.1:8877) or pass --insecure`,
+      `refusing to serve ${flag === '--port' ? 'the plugin API' : 'metrics'} without authentication on ${host}: bind a loopback address (e.g. ${flag} 127.0.0.1:${match[2]}) or pass --insecure`,
     );
   }
   return { host, port: Number(match[2]) };
@@ -97,6 +104,9 @@ function baseConfig(protocol: Protocol, argv: Common): Omit<DaemonConfig, 'nfs' 
     tcp: argv.tcp ? { ...parseTcpAddress(argv.port, argv.insecure), specDir: '/etc/docker/plugins' } : undefined,
     dockerApiVersion: argv.dockerapiversion,
     dockerSocket: argv['docker-socket'],
+    activate: argv.activate,
+    metrics: argv.metrics ? parseTcpAddress(argv.metrics, argv.insecure, '--metrics') : undefined,
+    version: VERSION,
     mountCommand: argv['mount-command'],
     umountCommand: argv['umount-command'],
   };
@@ -220,10 +230,32 @@ function buildCli(argv: string[]) {
         });
       },
     )
+    .command(
+      'status',
+      'Show whether the daemon(s) answer, and each volume: share, mounted, mount IDs, last error',
+      (y) =>
+        y
+          .option('socket', { type: 'string', describe: 'Ask the daemon on this socket only' })
+          .option('all', { type: 'boolean', default: false, describe: `Ask every netvol socket under ${DEFAULT_PLUGIN_DIR} (the default without --socket)` })
+          .option('json', { type: 'boolean', default: false, describe: 'Machine-readable output' })
+          .example('netvol status', 'every netvol daemon on this host')
+          .example('netvol status --socket /run/docker/plugins/nfs.sock --json', 'one daemon, as JSON'),
+      async (argv) => {
+        const named = env['NETSHARE_SOCKET_NAME'];
+        const sockets = argv.socket
+          ? [argv.socket]
+          : named && !argv.all
+            ? [join(DEFAULT_PLUGIN_DIR, `${named}.sock`)]
+            : await findSockets(DEFAULT_PLUGIN_DIR);
+        const outcome = await statusCommand({ sockets, json: argv.json, explicit: Boolean(argv.socket) || (Boolean(named) && !argv.all) });
+        process.stdout.write(outcome.output);
+        process.exitCode = outcome.exitCode;
+      },
+    )
     .command('version', 'Print the version', {}, () => {
       process.stdout.write(`netvol ${VERSION}\n`);
     })
-    .demandCommand(1, 'Name a protocol: nfs, cifs or efs (see --help)')
+    .demandCommand(1, 'Name a protocol (nfs, cifs or efs) or a command (status, version); see --help')
     .strict()
     .help()
     .alias('help', 'h')

@@ -27,6 +27,11 @@ export const daemonConfig = z.object({
     .optional(),
   dockerApiVersion: z.string().optional(),
   dockerSocket: z.string(),
+  /** Ask dockerd to activate the plugin at start (Swarm needs it active to place tasks). */
+  activate: z.boolean(),
+  /** Prometheus endpoint (loopback unless --insecure); off when absent. */
+  metrics: z.object({ host: z.string(), port: z.number().int().min(0).max(65535) }).optional(),
+  version: z.string(),
   nfs: z.object({ version: z.enum(['3', '4']), options: z.string().optional() }),
   cifs: z.object({
     username: z.string().optional(),

@@ -19,6 +19,10 @@ import { readBootId } from './system/boot-id.js';
 import { ExecaCommandRunner, type CommandRunner } from './system/command-runner.js';
 import { ProcMountTable, type MountTable } from './system/mount-table.js';
 import { CommandMounter } from './system/mounter.js';
+import { activateInDocker } from './system/docker-activation.js';
+import { Metrics } from './observability/metrics.js';
+import { addAdminRoutes } from './http/admin-routes.js';
+import { createServer } from 'node:http';
 
 export interface DaemonDeps {
   readonly logger: Logger;
@@ -32,6 +36,7 @@ export interface DaemonDeps {
 export interface RunningDaemon {
   readonly driver: VolumeDriver;
   readonly server: Server;
+  readonly metricsServer?: Server | undefined;
   close(): Promise<void>;
 }
 
@@ -66,7 +71,9 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   for (const { volume, note } of notes) logger.info({ volume }, `Reconcile: ${note}`);
   await store.save(state);
 
-  const mounter = new CommandMounter(
+  const clock = deps.clock ?? (() => new Date());
+  const metrics = new Metrics(state, clock);
+  const commandMounter = new CommandMounter(
     runner,
     mountTable,
     {
@@ -77,6 +84,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     },
     logger.child({ component: 'mounter' }),
   );
+  const mounter = metrics.instrument(commandMounter, config.protocol);
   for (const orphan of orphans) {
     await mounter.unmount(orphan).catch((error: unknown) => logger.warn({ mountpoint: orphan, err: (error as Error).message }, 'Could not unmount an orphan mount'));
   }
@@ -90,10 +98,26 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     root,
     state,
     commit: () => committer.commit(),
-    clock: deps.clock ?? (() => new Date()),
+    clock,
     logger: logger.child({ component: 'driver' }),
   });
-  const app = createApp({ routes: routeTable(driver), logger, secretKeys: protocol.secretKeys });
+  const info = {
+    driver: config.name,
+    protocol: config.protocol,
+    version: config.version,
+    socket: config.tcp ? `tcp://${config.tcp.host}:${config.tcp.port}` : config.socket,
+    stateFile: store.path,
+    basedir: config.basedir,
+    startedAt: new Date(started).toISOString(),
+    pid: process.pid,
+  };
+  const app = createApp({
+    routes: routeTable(driver),
+    logger,
+    secretKeys: protocol.secretKeys,
+    metrics,
+    extraRoutes: (express) => addAdminRoutes(express, driver, info, clock),
+  });
 
   let server: Server;
   let specFile: string | undefined;
@@ -120,10 +144,36 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     `Ready: docker can use -d ${config.name}`,
   );
 
+  let metricsServer: Server | undefined;
+  if (config.metrics) {
+    metricsServer = createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end('see /metrics\n');
+        return;
+      }
+      metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text),
+        (error: unknown) => res.writeHead(500).end(String(error)),
+      );
+    });
+    const { host, port } = config.metrics;
+    await new Promise<void>((resolve, reject) => {
+      metricsServer?.once('error', reject);
+      metricsServer?.listen(port, host, () => resolve());
+    });
+    logger.info({ address: metricsServer.address() }, 'Serving Prometheus metrics on /metrics');
+  }
+  const activation = config.activate
+    ? activateInDocker({ dockerSocket: config.dockerSocket, driver: config.name, apiVersion: config.dockerApiVersion }, logger)
+    : undefined;
+
   return {
     driver,
     server,
+    metricsServer,
     async close() {
+      activation?.stop();
+      if (metricsServer) await closeServer(metricsServer);
       await closeServer(server, config.tcp ? undefined : config.socket);
       if (specFile) await unlink(specFile).catch(() => undefined);
       await committer.commit();

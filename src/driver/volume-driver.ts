@@ -217,6 +217,10 @@ export class VolumeDriver {
     }));
   }
 
+  records(): VolumeRecord[] {
+    return Object.values(this.deps.state.volumes);
+  }
+
   /** What `docker volume inspect` shows under Status: secrets masked. */
   status(record: VolumeRecord): Record<string, unknown> {
     const secret = new Set(this.deps.protocol.secretKeys);

@@ -4,6 +4,7 @@ import { ValidationError } from '../errors.js';
 import { errorHandler } from './error-handler.js';
 import { PLUGIN_CONTENT_TYPE } from './protocol.js';
 import type { Route } from './routes.js';
+import type { Metrics } from '../observability/metrics.js';
 
 export const BODY_LIMIT = '64kb';
 
@@ -12,19 +13,28 @@ export interface AppOptions {
   readonly logger: Logger;
   /** Keys whose values are masked in debug logs of request bodies. */
   readonly secretKeys: readonly string[];
+  /** Times every plugin call when given. */
+  readonly metrics?: Metrics;
+  /** Adds non-protocol routes (status, health) before the catch-all. */
+  readonly extraRoutes?: (app: Express) => void;
 }
 
 /**
  * Express app for the plugin protocol. dockerd sends no Content-Type and sometimes no body
  * at all, so every body is parsed as JSON whatever its type, and an empty one is {}.
  */
-export function createApp({ routes, logger, secretKeys }: AppOptions): Express {
+export function createApp({ routes, logger, secretKeys, metrics, extraRoutes }: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
+  extraRoutes?.(app);
   app.use(express.json({ type: () => true, limit: BODY_LIMIT, strict: false }));
   app.post('*', async (req, res, next) => {
     const route = routes[req.path];
+    const started = process.hrtime.bigint();
+    if (metrics && route) {
+      res.once('finish', () => metrics.observeCall(req.path, res.statusCode === 200, Number(process.hrtime.bigint() - started) / 1e9));
+    }
     try {
       if (!route) {
         res.status(404).type(PLUGIN_CONTENT_TYPE).send(JSON.stringify({ Err: `netvol does not implement ${req.path}` }));

@@ -122,3 +122,30 @@ describe('plugin HTTP API logging', () => {
     await f.cleanup();
   });
 });
+
+describe('admin routes', () => {
+  it('answers health and status without touching the plugin protocol', async () => {
+    const { addAdminRoutes } = await import('../../src/http/admin-routes.js');
+    const f = await driverFixture();
+    const info = {
+      driver: 'nfs', protocol: 'nfs', version: '0.1.0', socket: '/s.sock', stateFile: '/state.json',
+      basedir: '/base', startedAt: '2026-01-02T03:00:00.000Z', pid: 1,
+    };
+    const app = createApp({
+      routes: routeTable(f.driver),
+      logger: f.driver['deps'].logger,
+      secretKeys: [],
+      extraRoutes: (express) => addAdminRoutes(express, f.driver, info, () => new Date('2026-01-02T03:04:05.000Z')),
+    });
+    await dockerPost(app, '/VolumeDriver.Create', { Name: 'v1', Opts: { share: '10.0.0.5:/x' } });
+    await dockerPost(app, '/VolumeDriver.Mount', { Name: 'v1', ID });
+    expect((await request(app).get('/netvol/health')).body).toEqual({ ready: true, driver: 'nfs', volumes: 1 });
+    const status = await request(app).get('/netvol/status');
+    expect(status.body).toEqual({
+      ...info,
+      uptimeSeconds: 245,
+      volumes: [{ name: 'v1', share: '10.0.0.5:/x', mounted: true, mounts: 1, mountedSince: '2026-01-02T03:04:05.000Z', mountpoint: `${f.root}/v1` }],
+    });
+    await f.cleanup();
+  });
+});

@@ -126,7 +126,7 @@ describe('the daemon process', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(reply.body['Err']).toMatch(/timed out after 2 s: server hang.example did not answer/);
     // The whole process group went, including what mount had forked.
-    expect(processesRunning('sleep 600')).toBe(sleepersBefore);
+    expect(processesRunning('sleep 600')).toBeLessThanOrEqual(sleepersBefore);
   });
 
   it('replaces a stale socket file, refuses to steal a live one, and creates it 0660', async () => {

@@ -1,0 +1,57 @@
+import type { Express } from 'express';
+import type { VolumeDriver } from '../driver/volume-driver.js';
+
+/** What `netvol status` shows; served on the plugin socket under /netvol/. */
+export interface DaemonInfo {
+  readonly driver: string;
+  readonly protocol: string;
+  readonly version: string;
+  readonly socket: string;
+  readonly stateFile: string;
+  readonly basedir: string;
+  readonly startedAt: string;
+  readonly pid: number;
+}
+
+export interface StatusReport extends DaemonInfo {
+  readonly uptimeSeconds: number;
+  readonly volumes: Array<{
+    name: string;
+    share: string;
+    mounted: boolean;
+    mounts: number;
+    mountedSince?: string;
+    mountpoint?: string;
+    lastError?: string;
+  }>;
+}
+
+/**
+ * GET /netvol/health (ready once the socket answers: state is loaded and the mount table
+ * read before it exists) and GET /netvol/status. dockerd only POSTs /Plugin.* and
+ * /VolumeDriver.*, so these never collide with the plugin protocol.
+ */
+export function addAdminRoutes(app: Express, driver: VolumeDriver, info: DaemonInfo, now: () => Date = () => new Date()): void {
+  app.get('/netvol/health', (_req, res) => {
+    res.json({ ready: true, driver: info.driver, volumes: driver.list().length });
+  });
+  app.get('/netvol/status', (_req, res) => {
+    res.json(statusReport(driver, info, now()));
+  });
+}
+
+export function statusReport(driver: VolumeDriver, info: DaemonInfo, now: Date): StatusReport {
+  return {
+    ...info,
+    uptimeSeconds: Math.round((now.getTime() - Date.parse(info.startedAt)) / 1000),
+    volumes: driver.records().map((record) => ({
+      name: record.name,
+      share: record.share,
+      mounted: record.mountIds.length > 0,
+      mounts: record.mountIds.length,
+      ...(record.mountedAt ? { mountedSince: record.mountedAt } : {}),
+      ...(record.mountIds.length > 0 ? { mountpoint: driver.mountpoint(record) } : {}),
+      ...(record.lastError ? { lastError: record.lastError } : {}),
+    })),
+  };
+}
