@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { mountsUnder } from './support/files.js';
 import { BARE_EXIT_STATUS, MOUNT_TOOL_MESSAGE } from './support/mount-errors.js';
-import { callName, calls, pluginCall, readStateFile, waitForCall } from './support/netvol.js';
+import { callName, callRequest, calls, pluginCall, readStateFile, waitForCall } from './support/netvol.js';
 import { describeDocker } from './support/prerequisites.js';
 import { Tier } from './support/tier.js';
 
@@ -37,6 +37,9 @@ describeDocker('docker run with a netvol volume on a machine that cannot mount',
     const record = readStateFile(tier.netvolConfig)?.volumes?.[name];
     expect(record, 'the ad-hoc volume is in the state file').toBeDefined();
     expect(record?.mountIds ?? []).toEqual([]);
+    const mountId = callRequest(mount!)['ID'];
+    expect(mountId).toMatch(MOUNT_ID);
+    expect(JSON.stringify(readStateFile(tier.netvolConfig))).not.toContain(String(mountId));
     const get = (await pluginCall(tier.netvolConfig.socket, 'VolumeDriver.Get', { Name: name })) as {
       Err?: string;
       Volume?: { Status?: unknown };

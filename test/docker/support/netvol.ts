@@ -119,7 +119,7 @@ export function readLog(netvol: Netvol): LogEntry[] {
 }
 
 /** The request a call log line carries: `body` (Docker's JSON), else the line itself. */
-function callRequest(entry: LogEntry): Record<string, unknown> {
+export function callRequest(entry: LogEntry): Record<string, unknown> {
   const body = entry['body'];
   return typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : entry;
 }
