@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { execa } from 'execa';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -31,6 +32,14 @@ export async function removeTempDir(dir: string): Promise<void> {
     return;
   }
   await rm(dir, { recursive: true, force: true });
+}
+
+/** Lazily detaches mounts this tier made (deepest first); tests assert on mounts before this runs. */
+export async function unmountAll(targets: string[]): Promise<void> {
+  for (const target of [...targets].sort((a, b) => b.length - a.length)) {
+    console.warn(`[docker tier] detaching leftover mount ${target}`);
+    await execa('umount', ['-l', '--', target], { reject: false });
+  }
 }
 
 /** The last `lines` lines of a log file, for failure messages. */

@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeBindMountCommand } from './bind-mount-command.js';
 import { importBusyboxImage } from './busybox-image.js';
 import { docker, dockerOk, dockerdDirs, startDockerd, stopDockerd, type Dockerd, type DockerResult } from './dockerd.js';
-import { makeTempDir, removeTempDir } from './files.js';
+import { makeTempDir, mountsUnder, removeTempDir, unmountAll } from './files.js';
 import { netvolConfig, startNetvol, stopNetvol, type Netvol, type NetvolConfig } from './netvol.js';
 
 /**
@@ -25,9 +28,23 @@ export class Tier {
     this.netvolConfig = netvolConfig(root, this.driver);
   }
 
-  static async start(label: string): Promise<Tier> {
+  /** Directory the bind-mount stand-in serves shares from (`host:/srv/x` is `<exports>/srv/x`). */
+  get exportsRoot(): string {
+    return join(this.root, 'exports');
+  }
+
+  /**
+   * `bindMounts`: the daemon mounts through a bind-mount stand-in for mount(8) instead of
+   * failing, so containers really get the (local) share.
+   */
+  static async start(label: string, { bindMounts = false }: { bindMounts?: boolean } = {}): Promise<Tier> {
     const tier = new Tier(await makeTempDir(`netvol-${label}`), randomBytes(3).toString('hex'));
     try {
+      if (bindMounts) {
+        await mkdir(tier.exportsRoot, { recursive: true });
+        const command = await writeBindMountCommand(join(tier.root, 'bin'), tier.exportsRoot);
+        tier.netvolConfig.extraArgs.push('--mount-command', command);
+      }
       await tier.startNetvol();
       await tier.startDockerd();
       tier.image = await importBusyboxImage(tier.dockerd, tier.root);
@@ -75,10 +92,19 @@ export class Tier {
     return dockerOk(this.dockerd, args, timeoutMs);
   }
 
-  /** Stops dockerd first (it may still Unmount through netvol), then netvol; removes the temp dir. */
+  /**
+   * Stops dockerd first (it may still Unmount through netvol), then netvol; detaches bind
+   * mounts a failed test left under --basedir; removes the temp dir.
+   */
   async stop(): Promise<void> {
     const errors: unknown[] = [];
-    for (const step of [() => this.stopDockerd(), () => this.stopNetvol(), () => removeTempDir(this.root)]) {
+    const steps = [
+      () => this.stopDockerd(),
+      () => this.stopNetvol(),
+      () => unmountAll(mountsUnder(this.netvolConfig.basedir)),
+      () => removeTempDir(this.root),
+    ];
+    for (const step of steps) {
       try {
         await step();
       } catch (error) {
