@@ -22,7 +22,7 @@ import { createLogger } from './logger.js';
 import { startDaemon } from './main.js';
 import type { Protocol } from './protocols/protocol.js';
 import { regionFromInstanceMetadata } from './system/aws-region.js';
-import { findSockets, statusCommand } from './status-command.js';
+import { findSockets, releaseStaleCommand, statusCommand } from './status-command.js';
 
 const env = process.env;
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -61,7 +61,13 @@ function commonOptions(y: Argv) {
       default: env['NETSHARE_TCP_ADDR'] ?? ':8877',
       describe: 'TCP address for --tcp; a bare :PORT binds 127.0.0.1 [env NETSHARE_TCP_ADDR]',
     })
-    .option('insecure', { type: 'boolean', default: false, describe: 'Allow --tcp on a non-loopback address (no authentication!)' })
+    .option('insecure', { type: 'boolean', default: false, describe: 'Allow --tcp on a non-loopback address without TLS (no authentication!)' })
+    .option('tls-cert', { type: 'string', describe: 'With --tcp: serve HTTPS with this certificate (PEM) and require client certificates' })
+    .option('tls-key', { type: 'string', describe: 'With --tcp: the key of --tls-cert' })
+    .option('tls-ca', { type: 'string', describe: 'With --tcp: CA that signs client certificates (also how dockerd verifies us)' })
+    .option('tls-client-cert', { type: 'string', describe: 'Certificate dockerd presents; written to /etc/docker/plugins/<name>.json' })
+    .option('tls-client-key', { type: 'string', describe: 'Key of --tls-client-cert' })
+    .option('spec-dir', { type: 'string', default: '/etc/docker/plugins', describe: 'Where --tcp writes the plugin spec dockerd reads' })
     .option('dockerapiversion', { alias: 'a', type: 'string', describe: 'Docker API version for calls back into dockerd' })
     .option('docker-socket', { type: 'string', default: '/var/run/docker.sock', describe: 'dockerd API socket, used to have dockerd activate the plugin at start' })
     .option('activate', {
@@ -69,6 +75,12 @@ function commonOptions(y: Argv) {
       default: true,
       describe: 'Ask dockerd to activate the plugin at start, so Swarm can place tasks on this node (--no-activate to skip)',
     })
+    .option('release-stale-interval', {
+      type: 'number',
+      default: 0,
+      describe: 'Every N seconds, release mount IDs of volumes that no running container uses (after a dockerd crash the Unmount never comes); 0 = off. Needs the Docker API',
+    })
+    .option('stale-grace', { type: 'number', default: 120, describe: 'Never release a volume mounted less than this many seconds ago' })
     .option('metrics', { type: 'string', describe: 'Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (off by default)' })
     .option('mount-command', { type: 'string', hidden: true })
     .option('umount-command', { type: 'string', hidden: true });
@@ -83,10 +95,21 @@ function parseTcpAddress(value: string, insecure: boolean, flag = '--port'): { h
   const loopback = host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
   if (!loopback && !insecure) {
     throw new StartupError(
-      `refusing to serve ${flag === '--port' ? 'the plugin API' : 'metrics'} without authentication on ${host}: bind a loopback address (e.g. ${flag} 127.0.0.1:${match[2]}) or pass --insecure`,
+      `refusing to serve ${flag === '--port' ? 'the plugin API' : 'metrics'} without authentication on ${host}: bind a loopback address (e.g. ${flag} 127.0.0.1:${match[2]})${flag === '--port' ? ', use TLS (--tls-cert, --tls-key, --tls-ca)' : ''} or pass --insecure`,
     );
   }
   return { host, port: Number(match[2]) };
+}
+
+function tcpConfig(argv: Common): NonNullable<DaemonConfig['tcp']> {
+  const tlsFlags = [argv['tls-cert'], argv['tls-key'], argv['tls-ca']];
+  if (tlsFlags.some(Boolean) && !tlsFlags.every(Boolean)) {
+    throw new StartupError('TLS needs all three of --tls-cert, --tls-key and --tls-ca');
+  }
+  const tls = argv['tls-cert'] && argv['tls-key'] && argv['tls-ca']
+    ? { cert: argv['tls-cert'], key: argv['tls-key'], ca: argv['tls-ca'], clientCert: argv['tls-client-cert'], clientKey: argv['tls-client-key'] }
+    : undefined;
+  return { ...parseTcpAddress(argv.port, argv.insecure || Boolean(tls)), specDir: argv['spec-dir'], tls };
 }
 
 function baseConfig(protocol: Protocol, argv: Common): Omit<DaemonConfig, 'nfs' | 'cifs' | 'efs'> {
@@ -101,12 +124,14 @@ function baseConfig(protocol: Protocol, argv: Common): Omit<DaemonConfig, 'nfs' 
     verbose: argv.verbose,
     logFormat: argv['log-format'],
     socketGroup: argv['socket-group'],
-    tcp: argv.tcp ? { ...parseTcpAddress(argv.port, argv.insecure), specDir: '/etc/docker/plugins' } : undefined,
+    tcp: argv.tcp ? tcpConfig(argv) : undefined,
     dockerApiVersion: argv.dockerapiversion,
     dockerSocket: argv['docker-socket'],
     activate: argv.activate,
     metrics: argv.metrics ? parseTcpAddress(argv.metrics, argv.insecure, '--metrics') : undefined,
     version: VERSION,
+    releaseStaleIntervalSeconds: argv['release-stale-interval'],
+    staleGraceSeconds: argv['stale-grace'],
     mountCommand: argv['mount-command'],
     umountCommand: argv['umount-command'],
   };
@@ -248,6 +273,21 @@ function buildCli(argv: string[]) {
             ? [join(DEFAULT_PLUGIN_DIR, `${named}.sock`)]
             : await findSockets(DEFAULT_PLUGIN_DIR);
         const outcome = await statusCommand({ sockets, json: argv.json, explicit: Boolean(argv.socket) || (Boolean(named) && !argv.all) });
+        process.stdout.write(outcome.output);
+        process.exitCode = outcome.exitCode;
+      },
+    )
+    .command(
+      'release-stale',
+      'Release mount IDs of volumes that no running container uses (asks dockerd; never touches a volume in use)',
+      (y) =>
+        y
+          .option('socket', { type: 'string', describe: `The daemon's socket [default: ${DEFAULT_PLUGIN_DIR}/<$NETSHARE_SOCKET_NAME or nfs>.sock]` })
+          .option('dry-run', { type: 'boolean', default: false, describe: 'Only show what would be released' })
+          .example('netvol release-stale --dry-run', 'list stale references of the nfs daemon'),
+      async (argv) => {
+        const socket = argv.socket ?? join(DEFAULT_PLUGIN_DIR, `${env['NETSHARE_SOCKET_NAME'] || 'nfs'}.sock`);
+        const outcome = await releaseStaleCommand(socket, argv['dry-run']);
         process.stdout.write(outcome.output);
         process.exitCode = outcome.exitCode;
       },

@@ -23,7 +23,23 @@ export const daemonConfig = z.object({
   logFormat: z.enum(['json', 'pretty']),
   socketGroup: z.number().int().nonnegative().optional(),
   tcp: z
-    .object({ host: z.string(), port: z.number().int().min(1).max(65535), specDir: z.string() })
+    .object({
+      host: z.string(),
+      port: z.number().int().min(0).max(65535),
+      /** Where dockerd looks for plugin specs (/etc/docker/plugins). */
+      specDir: z.string(),
+      /** Mutual TLS: the server's cert/key, and the CA client certificates must be signed by. */
+      tls: z
+        .object({
+          cert: z.string(),
+          key: z.string(),
+          ca: z.string(),
+          /** The certificate and key dockerd presents, written into the .json spec. */
+          clientCert: z.string().optional(),
+          clientKey: z.string().optional(),
+        })
+        .optional(),
+    })
     .optional(),
   dockerApiVersion: z.string().optional(),
   dockerSocket: z.string(),
@@ -32,6 +48,10 @@ export const daemonConfig = z.object({
   /** Prometheus endpoint (loopback unless --insecure); off when absent. */
   metrics: z.object({ host: z.string(), port: z.number().int().min(0).max(65535) }).optional(),
   version: z.string(),
+  /** 0: off. Otherwise, every N s, release mount IDs of volumes no running container uses. */
+  releaseStaleIntervalSeconds: z.number().nonnegative(),
+  /** A volume mounted more recently than this is never released as stale. */
+  staleGraceSeconds: z.number().nonnegative(),
   nfs: z.object({ version: z.enum(['3', '4']), options: z.string().optional() }),
   cifs: z.object({
     username: z.string().optional(),

@@ -20,6 +20,7 @@ import { ExecaCommandRunner, type CommandRunner } from './system/command-runner.
 import { ProcMountTable, type MountTable } from './system/mount-table.js';
 import { CommandMounter } from './system/mounter.js';
 import { activateInDocker } from './system/docker-activation.js';
+import { volumesInUse } from './system/docker-api.js';
 import { Metrics } from './observability/metrics.js';
 import { addAdminRoutes } from './http/admin-routes.js';
 import { createServer } from 'node:http';
@@ -111,12 +112,18 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     startedAt: new Date(started).toISOString(),
     pid: process.pid,
   };
+  const docker = { socket: config.dockerSocket, apiVersion: config.dockerApiVersion };
+  const releaseStale = async (dryRun: boolean) => {
+    const askedAt = clock();
+    const inUse = await volumesInUse(docker, config.name);
+    return driver.releaseStale(inUse, askedAt, config.staleGraceSeconds * 1000, dryRun);
+  };
   const app = createApp({
     routes: routeTable(driver),
     logger,
     secretKeys: protocol.secretKeys,
     metrics,
-    extraRoutes: (express) => addAdminRoutes(express, driver, info, clock),
+    extraRoutes: (express) => addAdminRoutes(express, driver, info, clock, releaseStale),
   });
 
   let server: Server;
@@ -127,9 +134,21 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     const port = typeof address === 'object' && address ? address.port : config.tcp.port;
     const host = config.tcp.host.includes(':') ? `[${config.tcp.host}]` : config.tcp.host;
     await mkdir(config.tcp.specDir, { recursive: true });
-    specFile = join(config.tcp.specDir, `${config.name}.spec`);
-    await writeFile(specFile, `tcp://${host}:${port}\n`);
-    logger.info({ address: `${host}:${port}`, spec: specFile }, 'Listening on TCP');
+    const { tls } = config.tcp;
+    if (tls) {
+      // dockerd reads TLS settings only from a .json spec.
+      specFile = join(config.tcp.specDir, `${config.name}.json`);
+      const spec = {
+        Name: config.name,
+        Addr: `https://${host}:${port}`,
+        TLSConfig: { InsecureSkipVerify: false, CAFile: tls.ca, CertFile: tls.clientCert ?? '', KeyFile: tls.clientKey ?? '' },
+      };
+      await writeFile(specFile, `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o644 });
+    } else {
+      specFile = join(config.tcp.specDir, `${config.name}.spec`);
+      await writeFile(specFile, `tcp://${host}:${port}\n`);
+    }
+    logger.info({ address: `${host}:${port}`, tls: Boolean(tls), spec: specFile }, 'Listening on TCP');
   } else {
     server = await listenOnSocket(app, { path: config.socket, gid: config.socketGroup });
   }
@@ -167,11 +186,22 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     ? activateInDocker({ dockerSocket: config.dockerSocket, driver: config.name, apiVersion: config.dockerApiVersion }, logger)
     : undefined;
 
+  const staleTimer =
+    config.releaseStaleIntervalSeconds > 0
+      ? setInterval(() => {
+          releaseStale(false).catch((error: unknown) =>
+            logger.warn({ err: (error as Error).message }, 'Periodic stale-reference release skipped: dockerd did not answer'),
+          );
+        }, config.releaseStaleIntervalSeconds * 1000)
+      : undefined;
+  staleTimer?.unref();
+
   return {
     driver,
     server,
     metricsServer,
     async close() {
+      if (staleTimer) clearInterval(staleTimer);
       activation?.stop();
       if (metricsServer) await closeServer(metricsServer);
       await closeServer(server, config.tcp ? undefined : config.socket);

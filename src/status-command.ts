@@ -113,3 +113,26 @@ export async function statusCommand(options: { sockets: string[]; json: boolean;
   }
   return { output: parts.join('\n'), exitCode: reports.length > 0 && (!options.explicit || relevantFailures.length === 0) ? 0 : 1 };
 }
+
+/** `netvol release-stale`: POST /netvol/release-stale and print one line per volume. */
+export function releaseStaleCommand(socket: string, dryRun: boolean): Promise<StatusOutcome> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath: socket, path: '/netvol/release-stale', method: 'POST', timeout: 120_000 }, (res) => {
+      let body = '';
+      res.on('data', (chunk) => (body += String(chunk)));
+      res.on('end', () => {
+        let parsed: { results?: Array<{ volume: string; ids: string[]; action: string; reason: string }>; Err?: string };
+        try {
+          parsed = JSON.parse(body) as typeof parsed;
+        } catch {
+          return resolve({ output: `${socket}: not a netvol daemon (HTTP ${res.statusCode})\n`, exitCode: 1 });
+        }
+        if (parsed.Err !== undefined || !parsed.results) return resolve({ output: `netvol: ${parsed.Err ?? 'no results'}\n`, exitCode: 1 });
+        const lines = parsed.results.map((r) => `${r.volume}: ${r.action} ${r.ids.length} mount ID(s) (${r.reason})`);
+        resolve({ output: `${lines.length > 0 ? lines.join('\n') : 'no volume holds a mount ID that no running container uses'}\n`, exitCode: 0 });
+      });
+    });
+    req.on('error', (error) => resolve({ output: `${socket}: ${error.message} (is the daemon running?)\n`, exitCode: 1 }));
+    req.end(JSON.stringify({ dryRun }));
+  });
+}

@@ -19,6 +19,13 @@ export interface VolumeDetail extends VolumeSummary {
   readonly Status: Record<string, unknown>;
 }
 
+export interface StaleRelease {
+  readonly volume: string;
+  readonly ids: string[];
+  readonly action: 'released' | 'would release' | 'kept';
+  readonly reason: string;
+}
+
 export interface DriverDeps {
   readonly protocol: ProtocolHandler;
   readonly mounter: Mounter;
@@ -138,6 +145,7 @@ export class VolumeDriver {
         if (record.subdirectory !== undefined) await makeSubdirectory(path, name);
         record.mountIds.push(id);
         record.mountedAt ??= this.deps.clock().toISOString();
+        record.lastMountAt = this.deps.clock().toISOString();
         delete record.lastError;
         await this.deps.commit().catch((error: unknown) => {
           record.mountIds.pop();
@@ -215,6 +223,39 @@ export class VolumeDriver {
       Name: record.name,
       ...(record.mountIds.length > 0 ? { Mountpoint: this.path(record) } : {}),
     }));
+  }
+
+  /**
+   * Drops the mount IDs of volumes that no live container uses (after a dockerd crash the
+   * Unmount for them never comes) and unmounts them. `inUse` comes from dockerd, asked at
+   * `askedAt`; a volume mounted within `graceMs` of that is left alone, since a container
+   * may be starting on it right now.
+   */
+  async releaseStale(inUse: ReadonlySet<string>, askedAt: Date, graceMs: number, dryRun: boolean): Promise<StaleRelease[]> {
+    const results: StaleRelease[] = [];
+    for (const record of this.records()) {
+      if (record.mountIds.length === 0 || inUse.has(record.name)) continue;
+      const outcome = await this.locks.run(record.name, async (): Promise<StaleRelease> => {
+        const ids = [...record.mountIds];
+        const base = { volume: record.name, ids };
+        if (ids.length === 0) return { ...base, action: 'kept', reason: 'released meanwhile' };
+        const lastMount = Date.parse(record.lastMountAt ?? record.mountedAt ?? '');
+        if (Number.isFinite(lastMount) && lastMount > askedAt.getTime() - graceMs) {
+          return { ...base, action: 'kept', reason: `mounted ${Math.round((askedAt.getTime() - lastMount) / 1000)} s ago; a container may be starting` };
+        }
+        if (dryRun) return { ...base, action: 'would release', reason: 'no running container uses it' };
+        const mountpoint = this.mountpoint(record);
+        if (findMount(await this.deps.mountTable.list(), mountpoint)) await this.deps.mounter.unmount(mountpoint);
+        await this.removeEmptyDirectories(mountpoint);
+        record.mountIds = [];
+        delete record.mountedAt;
+        await this.deps.commit();
+        this.deps.logger.info({ volume: record.name, ids, outcome: 'released-stale' }, 'Released stale mount IDs: no running container uses the volume');
+        return { ...base, action: 'released', reason: 'no running container uses it' };
+      });
+      results.push(outcome);
+    }
+    return results;
   }
 
   records(): VolumeRecord[] {

@@ -1,5 +1,5 @@
-import type { Express } from 'express';
-import type { VolumeDriver } from '../driver/volume-driver.js';
+import express, { type Express } from 'express';
+import type { StaleRelease, VolumeDriver } from '../driver/volume-driver.js';
 
 /** What `netvol status` shows; served on the plugin socket under /netvol/. */
 export interface DaemonInfo {
@@ -31,7 +31,27 @@ export interface StatusReport extends DaemonInfo {
  * read before it exists) and GET /netvol/status. dockerd only POSTs /Plugin.* and
  * /VolumeDriver.*, so these never collide with the plugin protocol.
  */
-export function addAdminRoutes(app: Express, driver: VolumeDriver, info: DaemonInfo, now: () => Date = () => new Date()): void {
+export type ReleaseStale = (dryRun: boolean) => Promise<StaleRelease[]>;
+
+export function addAdminRoutes(
+  app: Express,
+  driver: VolumeDriver,
+  info: DaemonInfo,
+  now: () => Date = () => new Date(),
+  releaseStale?: ReleaseStale,
+): void {
+  app.post('/netvol/release-stale', express.json({ type: () => true, strict: false }), async (req, res) => {
+    const dryRun = Boolean((req.body as { dryRun?: unknown } | undefined)?.dryRun);
+    if (!releaseStale) {
+      res.status(501).json({ Err: 'stale-reference release is not available in this mode' });
+      return;
+    }
+    try {
+      res.json({ results: await releaseStale(dryRun) });
+    } catch (error) {
+      res.status(503).json({ Err: `${(error as Error).message}; nothing was released` });
+    }
+  });
   app.get('/netvol/health', (_req, res) => {
     res.json({ ready: true, driver: info.driver, volumes: driver.list().length });
   });

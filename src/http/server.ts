@@ -1,5 +1,6 @@
 import { createConnection } from 'node:net';
-import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readFile, unlink } from 'node:fs/promises';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Server } from 'node:http';
 import { dirname } from 'node:path';
 import type { RequestListener } from 'node:http';
@@ -59,10 +60,24 @@ export async function listenOnSocket(handler: RequestListener, options: SocketSe
 export interface TcpServerOptions {
   readonly host: string;
   readonly port: number;
+  readonly tls?: { cert: string; key: string; ca: string } | undefined;
 }
 
+/** TCP, plain on loopback or with mutual TLS: a client without a certificate from `ca` is refused. */
 export async function listenOnTcp(handler: RequestListener, options: TcpServerOptions): Promise<Server> {
-  const server = createServer(handler);
+  const server = options.tls
+    ? createHttpsServer(
+        {
+          cert: await readFile(options.tls.cert),
+          key: await readFile(options.tls.key),
+          ca: await readFile(options.tls.ca),
+          requestCert: true,
+          rejectUnauthorized: true,
+          minVersion: 'TLSv1.2',
+        },
+        handler,
+      )
+    : createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) =>
       reject(new StartupError(`cannot listen on ${options.host}:${options.port}: ${error.message}`, { cause: error })),

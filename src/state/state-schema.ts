@@ -14,6 +14,8 @@ export const volumeRecord = z.object({
   /** One entry per outstanding Mount; an ID mounted twice (docker cp) appears twice. */
   mountIds: z.array(z.string()),
   mountedAt: z.string().optional(),
+  /** Time of the latest Mount: a stale-reference release never touches a volume mounted just now. */
+  lastMountAt: z.string().optional(),
   lastError: z.string().optional(),
 });
 export type VolumeRecord = z.infer<typeof volumeRecord>;

@@ -1,5 +1,5 @@
-import { request } from 'node:http';
 import type { Logger } from 'pino';
+import { dockerGet } from './docker-api.js';
 
 /**
  * dockerd activates a socket-discovered ("v1") plugin only when something first uses it, and
@@ -11,23 +11,14 @@ export async function askDockerToActivate(options: {
   dockerSocket: string;
   driver: string;
   apiVersion?: string | undefined;
-  timeoutMs?: number;
 }): Promise<{ ok: boolean; detail: string }> {
   const filters = encodeURIComponent(JSON.stringify({ driver: [options.driver] }));
-  const prefix = options.apiVersion ? `/v${options.apiVersion.replace(/^v/, '')}` : '';
-  return new Promise((resolve) => {
-    const req = request(
-      { socketPath: options.dockerSocket, path: `${prefix}/volumes?filters=${filters}`, method: 'GET', timeout: options.timeoutMs ?? 10_000 },
-      (res) => {
-        let body = '';
-        res.on('data', (chunk) => (body += String(chunk)));
-        res.on('end', () => resolve({ ok: res.statusCode === 200, detail: res.statusCode === 200 ? 'ok' : `HTTP ${res.statusCode}: ${body.trim().slice(0, 200)}` }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('dockerd did not answer in time')));
-    req.on('error', (error) => resolve({ ok: false, detail: error.message }));
-    req.end();
-  });
+  try {
+    await dockerGet({ socket: options.dockerSocket, apiVersion: options.apiVersion }, `/volumes?filters=${filters}`);
+    return { ok: true, detail: 'ok' };
+  } catch (error) {
+    return { ok: false, detail: (error as Error).message };
+  }
 }
 
 /** Tries now, then every `intervalMs` until dockerd answers once (it may start after us). */
@@ -37,8 +28,8 @@ export function activateInDocker(
 ): { stop: () => void; done: Promise<boolean> } {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
-  const interval = options.intervalMs ?? 10_000;
-  const attempts = options.attempts ?? 60;
+  const interval = options.intervalMs ?? 5_000;
+  const attempts = options.attempts ?? 120;
   const done = new Promise<boolean>((resolve) => {
     const attempt = async (n: number) => {
       if (stopped) return resolve(false);
