@@ -92,4 +92,32 @@ describeDocker('containers using a netvol volume (mount(8) replaced by a local b
     await waitFor(() => heldIds(name).length === 0, { what: 'the mount ID to be released' });
     expect(mountsUnder(tier.netvolConfig.basedir)).toEqual([]);
   });
+
+  it('survives docker cp on a running container (a nested Mount/Unmount of the same ID)', async () => {
+    const name = `cp-${tier.id}`;
+    const exported = await createVolume(name, '/srv/cp');
+    await writeFile(join(exported, 'report'), 'numbers\n');
+    const container = `c4-${tier.id}`;
+    await tier.dockerOk(['run', '-d', '--name', container, '-v', `${name}:/data`, tier.image, 'sleep', '1000']);
+    const [id] = heldIds(name);
+    const since = calls(tier.netvol).length;
+
+    const copied = join(tier.root, 'copied-report');
+    await tier.dockerOk(['cp', `${container}:/data/report`, copied]);
+
+    expect(await readFile(copied, 'utf8')).toBe('numbers\n');
+    const nestedMount = calls(tier.netvol).slice(since).find((c) => c.call === '/VolumeDriver.Mount' && callName(c) === name);
+    expect(callRequest(nestedMount!)['ID'], 'docker cp mounts with the container\'s own mount ID').toBe(id);
+    const nestedUnmount = await waitForCall(tier.netvol, 'the Unmount that ends docker cp', (c) => c.call === '/VolumeDriver.Unmount' && callName(c) === name, {
+      since,
+    });
+    expect(callRequest(nestedUnmount)['ID']).toBe(id);
+    expect(heldIds(name), 'the running container still holds its mount').toEqual([id]);
+    expect(mountsUnder(tier.netvolConfig.basedir)).toHaveLength(1);
+    expect(await tier.dockerOk(['exec', container, 'cat', '/data/report'])).toBe('numbers');
+
+    await tier.dockerOk(['rm', '-f', container]);
+    await waitFor(() => heldIds(name).length === 0, { what: 'the mount ID to be released' });
+    expect(mountsUnder(tier.netvolConfig.basedir)).toEqual([]);
+  });
 });
