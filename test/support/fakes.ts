@@ -58,12 +58,15 @@ type Behaviour = (command: Command) => CommandResult | Error | 'hang';
 export class FakeRunner implements CommandRunner {
   readonly calls: Command[] = [];
   next: Behaviour[] = [];
+  /** Mount sources whose mount hangs until the timeout, whatever the call order. */
+  readonly hangingSources = new Set<string>();
 
   constructor(private readonly table: FakeMountTable) {}
 
   async run(command: Command, options: RunOptions): Promise<CommandResult> {
     this.calls.push({ file: command.file, args: [...command.args] });
-    const behaviour = this.next.shift();
+    const hangs = command.args.some((arg) => this.hangingSources.has(arg));
+    const behaviour = hangs ? () => 'hang' as const : this.next.shift();
     const outcome = behaviour ? behaviour(command) : undefined;
     if (outcome === 'hang') {
       await new Promise((resolve) => setTimeout(resolve, options.timeoutMs));

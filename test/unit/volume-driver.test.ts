@@ -181,7 +181,7 @@ describe('VolumeDriver', () => {
 
     it('lets a hung server delay only its own volume', async () => {
       await f.driver.create('other', { share: '10.0.0.7:/x' });
-      f.runner.hangNext();
+      f.runner.hangingSources.add('10.0.0.5:/exports/pg');
       const hung = f.driver.mount('pg', ID_A).catch((error: unknown) => error);
       await expect(f.driver.mount('other', ID_B)).resolves.toBe(join(f.root, 'other'));
       expect(f.driver.get('pg').Name).toBe('pg');
