@@ -46,6 +46,7 @@ export function reconcile(state: StateFile, bootId: string, entries: readonly Mo
     .filter((mountPoint) => !held.has(mountPoint))
     // Deepest first, so nested leftovers come off before their parents.
     .sort((a, b) => b.length - a.length);
+  // One entry per kernel mount: stacked mounts at one path each need their own umount.
   for (const orphan of new Set(orphans)) notes.push({ note: `${orphan} is mounted but no volume holds it: unmounting` });
-  return { state: { ...state, bootId, volumes }, orphans: [...new Set(orphans)], notes };
+  return { state: { ...state, bootId, volumes }, orphans, notes };
 }

@@ -49,5 +49,6 @@ export function mountpointFor(root: string, name: string): string {
 
 /** True when one path is the other or lies inside it. */
 export function pathsOverlap(a: string, b: string): boolean {
-  return a === b || a.startsWith(b + sep) || b.startsWith(a + sep);
+  const inside = (child: string, parent: string) => child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
+  return a === b || inside(a, b) || inside(b, a);
 }

@@ -47,7 +47,12 @@ export interface CifsShare {
 
 /** `host/share[/sub]`, `//host/share`, `host:/share` or `\\host\share`. */
 export function parseCifsShare(share: string): CifsShare {
-  const cleaned = share.trim().replace(/\\/g, '/').replace(/^\/\//, '').replace(/^([^/:]+):\/?/, '$1/');
+  // host:/share becomes host/share; a bracketed IPv6 server keeps its colons.
+  const cleaned = share
+    .trim()
+    .replace(/\\/g, '/')
+    .replace(/^\/\//, '')
+    .replace(/^(\[[^\]]*\]|[^/:[]+):\/?/, '$1/');
   const segments = cleaned.split('/').filter((segment) => segment !== '' && segment !== '.');
   const [host, ...rest] = segments;
   if (!host || rest.length === 0) {

@@ -21,7 +21,9 @@ export function findNetrcEntry(text: string, host: string): NetrcEntry | undefin
       while (i + 1 < lines.length && (lines[i + 1] ?? '').trim() !== '') i++;
       continue;
     }
-    tokens.push(...words.filter((_, index) => !(words[0] === '#' || (index === 0 && words[0]?.startsWith('#')))));
+    // A line starting with '#' is a comment, with or without a space after it.
+    if (words[0]?.startsWith('#')) continue;
+    tokens.push(...words);
   }
   let current: { machine?: string; entry: Record<string, string> } | undefined;
   const entries: Array<{ machine?: string; entry: Record<string, string> }> = [];

@@ -52,10 +52,8 @@ describe('parseCifsShare', () => {
     expectValidation(() => parseCifsShare(share), message);
   });
 
-  // BUG: the host-colon rewrite (`^([^/:]+):` → `$1/`) cuts a bracketed IPv6 server at its
-  // first colon, so `[fd00::1]/public` fails with "invalid server '[fd00'" — while the same
-  // message tells the user to write "a bracketed IPv6 address like [fd00::1]". NFS accepts it.
-  it.fails.each<[string]>([['[fd00::1]/public'], ['//[fd00::1]/public']])('accepts the bracketed IPv6 server in %j', (share) => {
+  // The host:/share rewrite must not cut a bracketed IPv6 server at its first colon.
+  it.each<[string]>([['[fd00::1]/public'], ['//[fd00::1]/public']])('accepts the bracketed IPv6 server in %j', (share) => {
     expect(parseCifsShare(share)).toEqual({ host: '[fd00::1]', path: 'public' });
   });
 });

@@ -1,6 +1,6 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { findNetrcEntry, lookupNetrc, type NetrcEntry } from '../../src/protocols/netrc.js';
 import { tempDir } from '../support/fakes.js';
 
@@ -47,30 +47,30 @@ describe('findNetrcEntry', () => {
     expect(findNetrcEntry(text, host)).toEqual(want);
   });
 
-  // BUG: a comment written without a space after '#' only drops its first word: the rest of
-  // "#login bob password two" is read as tokens, so `password two` overrides alice's password
-  // (observed { login: 'alice', password: 'two' }).
-  it.fails('ignores a whole comment line written without a space after #', () => {
+  // Otherwise "password two" of the comment would override alice's password.
+  it('ignores a whole comment line written without a space after #', () => {
     const text = 'machine fs login alice password one\n#login bob password two\n';
     expect(findNetrcEntry(text, 'fs')).toEqual(entry('alice', 'one'));
   });
 });
 
+/** A temporary directory removed when the test ends. */
+async function freshDir(): Promise<{ path: string }> {
+  const dir = await tempDir('netvol-netrc-');
+  onTestFinished(dir.cleanup);
+  return dir;
+}
+
 describe('lookupNetrc', () => {
-  let dir: { path: string; cleanup: () => Promise<void> };
-  beforeEach(async () => {
-    dir = await tempDir('netvol-netrc-');
-  });
-  afterEach(async () => {
-    await dir.cleanup();
-  });
 
   it('reads DIR/.netrc', async () => {
+    const dir = await freshDir();
     await writeFile(join(dir.path, '.netrc'), TWO_MACHINES, { mode: 0o600 });
     expect(await lookupNetrc(dir.path, 'nas')).toEqual(entry('bob', 'two'));
   });
 
   it('reads the file afresh on every call', async () => {
+    const dir = await freshDir();
     const path = join(dir.path, '.netrc');
     await writeFile(path, TWO_MACHINES);
     await lookupNetrc(dir.path, 'fs');
@@ -82,15 +82,18 @@ describe('lookupNetrc', () => {
     ['a missing file', '.'],
     ['a missing directory', 'nope'],
   ])('returns undefined for %s', async (_title, sub) => {
+    const dir = await freshDir();
     expect(await lookupNetrc(join(dir.path, sub), 'fs')).toBeUndefined();
   });
 
   it('reports other read errors (a directory named .netrc)', async () => {
+    const dir = await freshDir();
     await mkdir(join(dir.path, '.netrc'));
     await expect(lookupNetrc(dir.path, 'fs')).rejects.toThrow('EISDIR');
   });
 
   it.skipIf(process.getuid?.() === 0)('reports an unreadable file', async () => {
+    const dir = await freshDir();
     const path = join(dir.path, '.netrc');
     await writeFile(path, TWO_MACHINES);
     await chmod(path, 0o000);

@@ -121,11 +121,9 @@ describe('reconcile: orphan mounts', () => {
     expect([result.orphans, result.state.volumes['pg']?.mountIds]).toEqual([[at('gone')], ['a']]);
   });
 
-  // BUG: two stacked kernel mounts at one orphan mountpoint are listed once, and startDaemon
-  // unmounts each listed orphan once: the lower mount stays, and a later Mount of a volume
-  // with that mountpoint sees "already mounted" and reuses the leftover (maybe another share).
-  // Observed orphans: [p]; expected one entry per kernel mount: [p, p].
-  it.fails('lists a stacked orphan once per kernel mount, so every layer comes off', () => {
+  // Stacked kernel mounts at one orphan mountpoint each need an umount; listed once, the lower
+  // one would stay and a later Mount would reuse the leftover (maybe another share).
+  it('lists a stacked orphan once per kernel mount, so every layer comes off', () => {
     const result = reconcile(stateOf('boot-1', {}), 'boot-1', table(at('gone'), at('gone')), ROOT);
     expect(result.orphans).toEqual([at('gone'), at('gone')]);
   });
