@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { parseMountInfo, parseMountInfoLine, unescapeMountPath, type MountInfoEntry } from '../../src/system/mountinfo.js';
 import { findMount, mountsBelow, ProcMountTable } from '../../src/system/mount-table.js';
 import { tempDir } from '../support/fakes.js';
@@ -138,15 +138,9 @@ describe('mountsBelow', () => {
 });
 
 describe('ProcMountTable', () => {
-  let dir: { path: string; cleanup: () => Promise<void> };
-  beforeEach(async () => {
-    dir = await tempDir('netvol-mountinfo-');
-  });
-  afterEach(async () => {
-    await dir.cleanup();
-  });
-
   it('reads and parses the file it is given', async () => {
+    const dir = await tempDir('netvol-mountinfo-');
+    onTestFinished(dir.cleanup);
     const path = join(dir.path, 'mountinfo');
     await writeFile(path, DEBIAN_GUEST);
     const entries = await new ProcMountTable(path).list();
