@@ -20,6 +20,11 @@ export interface NetvolConfig {
   basedir: string;
   /** Directory for the daemon's stdout logs, one file per start. */
   logDir: string;
+  /**
+   * The private dockerd's API socket, passed as --docker-socket (unless extraArgs names one)
+   * so the daemon's calls back into Docker never reach another dockerd.
+   */
+  dockerSocket?: string;
   extraArgs: string[];
 }
 
@@ -70,6 +75,7 @@ export async function startNetvol(config: NetvolConfig): Promise<Netvol> {
     '--mount-timeout', '20',
     '--verbose',
     '--log-format', 'json',
+    ...(config.dockerSocket && !config.extraArgs.includes('--docker-socket') ? ['--docker-socket', config.dockerSocket] : []),
     ...config.extraArgs,
   ];
   const logFd = openSync(logPath, 'a');

@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeBindMountCommand } from './bind-mount-command.js';
 import { importBusyboxImage } from './busybox-image.js';
-import { docker, dockerOk, dockerdDirs, startDockerd, stopDockerd, type Dockerd, type DockerResult } from './dockerd.js';
+import { crashDockerd, docker, dockerOk, dockerdDirs, startDockerd, stopDockerd, type Dockerd, type DockerResult } from './dockerd.js';
 import { makeTempDir, mountsUnder, removeTempDir, unmountAll } from './files.js';
 import { netvolConfig, startNetvol, stopNetvol, type Netvol, type NetvolConfig } from './netvol.js';
 
@@ -25,7 +25,7 @@ export class Tier {
     readonly id: string,
   ) {
     this.driver = `netvoltest${id}`;
-    this.netvolConfig = netvolConfig(root, this.driver);
+    this.netvolConfig = { ...netvolConfig(root, this.driver), dockerSocket: dockerdDirs(root).socket };
   }
 
   /** Directory the bind-mount stand-in serves shares from (`host:/srv/x` is `<exports>/srv/x`). */
@@ -69,6 +69,12 @@ export class Tier {
     this.engine = await startDockerd(dockerdDirs(this.root), `netvoltest-${this.id}`);
   }
 
+  /** SIGKILL to dockerd, containerd, shims and containers: Docker learns nothing. */
+  async crashDockerd(): Promise<void> {
+    if (this.engine) await crashDockerd(this.engine);
+    this.engine = undefined;
+  }
+
   async stopDockerd(): Promise<void> {
     if (this.engine) await stopDockerd(this.engine);
     this.engine = undefined;
@@ -94,14 +100,14 @@ export class Tier {
 
   /**
    * Stops dockerd first (it may still Unmount through netvol), then netvol; detaches bind
-   * mounts a failed test left under --basedir; removes the temp dir.
+   * mounts a failed test or a crashed dockerd left in the temp dir (all ours); removes it.
    */
   async stop(): Promise<void> {
     const errors: unknown[] = [];
     const steps = [
       () => this.stopDockerd(),
       () => this.stopNetvol(),
-      () => unmountAll(mountsUnder(this.netvolConfig.basedir)),
+      () => unmountAll(mountsUnder(this.root)),
       () => removeTempDir(this.root),
     ];
     for (const step of steps) {

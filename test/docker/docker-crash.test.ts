@@ -1,0 +1,66 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { mountsUnder } from './support/files.js';
+import { callName, callRequest, calls, readStateFile, waitForCall } from './support/netvol.js';
+import { describeDocker } from './support/prerequisites.js';
+import { Tier } from './support/tier.js';
+import { waitFor } from './support/wait.js';
+
+/**
+ * After a crash of dockerd (docker/for-linux#404) the Unmount for a running container never
+ * comes, and starting that container again mounts with the same ID. The daemon's periodic
+ * stale release (it asks the private dockerd which volumes running containers use) must free
+ * what nobody holds any more.
+ */
+describeDocker('a crash of the whole docker stack while a container uses a netvol volume', () => {
+  let tier: Tier;
+
+  const heldIds = (name: string): unknown[] => {
+    const ids = readStateFile(tier.netvolConfig)?.volumes?.[name]?.mountIds;
+    return Array.isArray(ids) ? ids : [];
+  };
+
+  beforeAll(async () => {
+    tier = await Tier.start('crash', { bindMounts: true });
+    tier.netvolConfig.extraArgs.push('--release-stale-interval', '1', '--stale-grace', '2');
+    await tier.stopNetvol();
+    await tier.startNetvol();
+  });
+
+  afterAll(async () => {
+    await tier?.stop();
+  });
+
+  it('never sends the Unmount; the stale mount ID is released once no running container uses the volume', async () => {
+    const name = `crash-${tier.id}`;
+    await mkdir(join(tier.exportsRoot, 'srv', 'crash'), { recursive: true });
+    await tier.dockerOk(['volume', 'create', '-d', tier.driver, '--name', name, '-o', 'share=127.0.0.1:/srv/crash']);
+    const container = `c-${tier.id}`;
+    await tier.dockerOk(['run', '-d', '--name', container, '-v', `${name}:/data`, tier.image, 'sleep', '1000']);
+    const [id] = heldIds(name);
+    expect(id).toBeDefined();
+
+    await tier.crashDockerd();
+    await tier.startDockerd();
+    expect(await tier.dockerOk(['inspect', '-f', '{{.State.Running}}', container])).toBe('false');
+    // Still held: no Unmount came, and nothing may release a volume within its grace period.
+    expect(heldIds(name)).toContain(id);
+
+    const since = calls(tier.netvol).length;
+    await tier.dockerOk(['start', container]);
+    const remount = calls(tier.netvol).slice(since).find((c) => c.call === '/VolumeDriver.Mount' && callName(c) === name);
+    expect(callRequest(remount ?? {})['ID'], 'the restarted container mounts with its old ID').toBe(id);
+    expect(await tier.dockerOk(['exec', container, 'ls', '/data'])).toBe('');
+
+    await tier.dockerOk(['rm', '-f', container]);
+    await waitForCall(tier.netvol, `Unmount(${name})`, (c) => c.call === '/VolumeDriver.Unmount' && callName(c) === name, { since });
+    await waitFor(() => heldIds(name).length === 0, {
+      what: `the stale mount ID of ${name} to be released`,
+      timeoutMs: 20_000,
+      detail: () => `held: ${JSON.stringify(heldIds(name))}`,
+    });
+    expect(mountsUnder(tier.netvolConfig.basedir)).toEqual([]);
+    await tier.dockerOk(['volume', 'rm', name]);
+  });
+});
