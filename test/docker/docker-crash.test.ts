@@ -13,6 +13,8 @@ import { waitFor } from './support/wait.js';
  * stale release (it asks the private dockerd which volumes running containers use) must free
  * what nobody holds any more.
  */
+const GRACE_SECONDS = 10;
+
 describeDocker('a crash of the whole docker stack while a container uses a netvol volume', () => {
   let tier: Tier;
 
@@ -23,7 +25,9 @@ describeDocker('a crash of the whole docker stack while a container uses a netvo
 
   beforeAll(async () => {
     tier = await Tier.start('crash', { bindMounts: true });
-    tier.netvolConfig.extraArgs.push('--release-stale-interval', '1', '--stale-grace', '2');
+    // The grace outlasts the crash and restart below, so the ID is still held when the
+    // container starts again; the release then comes within about GRACE s of the rm.
+    tier.netvolConfig.extraArgs.push('--release-stale-interval', '1', '--stale-grace', String(GRACE_SECONDS));
     await tier.stopNetvol();
     await tier.startNetvol();
   });
@@ -57,7 +61,7 @@ describeDocker('a crash of the whole docker stack while a container uses a netvo
     await waitForCall(tier.netvol, `Unmount(${name})`, (c) => c.call === '/VolumeDriver.Unmount' && callName(c) === name, { since });
     await waitFor(() => heldIds(name).length === 0, {
       what: `the stale mount ID of ${name} to be released`,
-      timeoutMs: 20_000,
+      timeoutMs: (GRACE_SECONDS + 20) * 1000,
       detail: () => `held: ${JSON.stringify(heldIds(name))}`,
     });
     expect(mountsUnder(tier.netvolConfig.basedir)).toEqual([]);
