@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import {
@@ -113,7 +113,8 @@ function tcpConfig(argv: Common): NonNullable<DaemonConfig['tcp']> {
 }
 
 function baseConfig(protocol: Protocol, argv: Common): Omit<DaemonConfig, 'nfs' | 'cifs' | 'efs'> {
-  const name = env['NETSHARE_SOCKET_NAME'] || protocol;
+  // dockerd knows a plugin by its socket's file name, so an explicit --socket names the driver.
+  const name = env['NETSHARE_SOCKET_NAME'] || (argv.socket ? basename(argv.socket).replace(/\.sock$/, '') : protocol);
   return {
     protocol,
     name,

@@ -7,6 +7,8 @@ export const REDACT_PATHS = [
   'opts.password',
   'options.password',
   'body.Opts.password',
+  '*.*.password',
+  '*.*.*.password',
   'credentials',
   '*.credentials',
 ];

@@ -41,9 +41,11 @@ export function reconcile(state: StateFile, bootId: string, entries: readonly Mo
     const { mountedAt, ...rest } = record;
     volumes[name] = { ...rest, mountIds, ...(mountIds.length > 0 && mountedAt ? { mountedAt } : {}) };
   }
+  const heldDirs = [...held];
   const orphans = mountsBelow(entries, root)
     .map((entry) => entry.mountPoint)
-    .filter((mountPoint) => !held.has(mountPoint))
+    // Mounts inside a held volume (NFSv4 submounts of crossing exports) belong to it.
+    .filter((mountPoint) => !held.has(mountPoint) && !heldDirs.some((dir) => mountPoint.startsWith(`${dir}/`)))
     // Deepest first, so nested leftovers come off before their parents.
     .sort((a, b) => b.length - a.length);
   // One entry per kernel mount: stacked mounts at one path each need their own umount.

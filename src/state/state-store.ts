@@ -17,6 +17,7 @@ export interface StateStore {
  */
 export class JsonStateStore implements StateStore {
   readonly path: string;
+  private saves = 0;
 
   constructor(dir: string) {
     this.path = join(dir, 'state.json');
@@ -59,7 +60,7 @@ export class JsonStateStore implements StateStore {
     // Serialised before the first await: the file holds exactly the state of this moment.
     const text = `${JSON.stringify(state)}\n`;
     const dir = dirname(this.path);
-    const temp = `${this.path}.tmp-${process.pid}`;
+    const temp = `${this.path}.tmp-${process.pid}-${++this.saves}`;
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const handle = await open(temp, 'w', 0o600);

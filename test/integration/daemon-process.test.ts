@@ -90,7 +90,7 @@ describe('the daemon process', () => {
     await pluginCall(socket, '/VolumeDriver.Create', { Name: 'pg', Opts: { share: '10.0.0.5:/exports/pg' } });
     await pluginCall(socket, '/VolumeDriver.Mount', { Name: 'pg', ID: ID_A });
     await stopDaemon(first, 'SIGKILL');
-    const stateFile = join(dir.path, 'state', 'nfs', 'state.json');
+    const stateFile = join(dir.path, 'state', 'nfstest', 'state.json');
     const state = JSON.parse(await readFile(stateFile, 'utf8')) as { bootId: string };
     await writeFile(stateFile, JSON.stringify({ ...state, bootId: 'an-earlier-boot' }));
 
@@ -108,7 +108,7 @@ describe('the daemon process', () => {
     expect(reply.status).toBe(500);
     expect(reply.body['Err']).toMatch(/^mounting refused.example:\/x \(nfs4\) on .* failed: mount.nfs: Connection refused/);
     expect(mountedUnder(dir.path)).toEqual([]);
-    const state = JSON.parse(await readFile(join(dir.path, 'state', 'nfs', 'state.json'), 'utf8'));
+    const state = JSON.parse(await readFile(join(dir.path, 'state', 'nfstest', 'state.json'), 'utf8'));
     expect(state.volumes.bad.mountIds).toEqual([]);
   });
 
@@ -143,8 +143,8 @@ describe('the daemon process', () => {
   });
 
   it('refuses to start on a damaged state file, saying what to do', async () => {
-    await mkdir(join(dir.path, 'state', 'nfs'), { recursive: true });
-    await writeFile(join(dir.path, 'state', 'nfs', 'state.json'), '{"version":1,');
+    await mkdir(join(dir.path, 'state', 'nfstest'), { recursive: true });
+    await writeFile(join(dir.path, 'state', 'nfstest', 'state.json'), '{"version":1,');
     const daemon = spawnDaemon(args);
     expect(await daemon.exited).toBe(1);
     expect(daemon.output()).toMatch(/state file .*state.json is not valid JSON .*; move it aside to start with no volumes/);

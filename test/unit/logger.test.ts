@@ -1,3 +1,4 @@
+import { memoryLogger } from '../support/fakes.js';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger, prettyLine, REDACT_PATHS } from '../../src/logger.js';
@@ -50,7 +51,16 @@ describe('createLogger redaction', () => {
   });
 
   it('covers every documented path', () => {
-    expect(REDACT_PATHS).toEqual(['password', '*.password', 'opts.password', 'options.password', 'body.Opts.password', 'credentials', '*.credentials']);
+    expect(REDACT_PATHS).toEqual([
+      'password', '*.password', 'opts.password', 'options.password', 'body.Opts.password',
+      '*.*.password', '*.*.*.password', 'credentials', '*.credentials',
+    ]);
+  });
+
+  it('masks a password nested two and three levels down', () => {
+    const { logger, lines } = memoryLogger();
+    logger.info({ volume: { options: { password: 'S3cret' } }, a: { b: { c: { password: 'S3cret' } } } }, 'nested');
+    expect(lines.join('')).not.toContain('S3cret');
   });
 });
 

@@ -128,3 +128,17 @@ describe('reconcile: orphan mounts', () => {
     expect(result.orphans).toEqual([at('gone'), at('gone')]);
   });
 });
+
+describe('reconcile with submounts', () => {
+  it('keeps mounts inside a held volume (NFSv4 submounts), as they belong to it', () => {
+    const state = {
+      version: 1 as const,
+      bootId: 'b',
+      volumes: { v: { name: 'v', protocol: 'nfs' as const, options: {}, share: 'h:/x', createdAt: 'c', mountIds: ['i'] } },
+    };
+    const entries = ['/r/nfs/v', '/r/nfs/v/sub'].map((mountPoint, i) => ({
+      mountId: i, parentId: 1, root: '/', mountPoint, mountOptions: 'rw', fsType: 'nfs4', source: 'h:/x', superOptions: 'rw',
+    }));
+    expect(reconcile(state, 'b', entries, '/r/nfs').orphans).toEqual([]);
+  });
+});
