@@ -200,7 +200,7 @@ function buildCli(argv: string[]) {
           .option('password', {
             alias: 'p',
             type: 'string',
-            default: env['NETSHARE_CIFS_PASSWORD'],
+            // Not a yargs default: --help would print it.
             describe: 'Default password; prefer env NETSHARE_CIFS_PASSWORD or .netrc: a flag is visible in ps',
           })
           .option('domain', { alias: 'd', type: 'string', default: env['NETSHARE_CIFS_DOMAIN'], describe: 'Default domain [env NETSHARE_CIFS_DOMAIN]' })
@@ -219,7 +219,7 @@ function buildCli(argv: string[]) {
           ...baseConfig('cifs', argv),
           cifs: {
             username: argv.username,
-            password: argv.password,
+            password: argv.password ?? env['NETSHARE_CIFS_PASSWORD'],
             domain: argv.domain,
             security: argv.security,
             fileMode: argv.fileMode,
@@ -300,7 +300,7 @@ function buildCli(argv: string[]) {
     .strict()
     .help()
     .alias('help', 'h')
-    .wrap(Math.min(110, process.stdout.columns || 100))
+    .wrap(Math.min(120, process.stdout.columns || 120))
     .epilogue('Docs: README.md. Each daemon serves one protocol; run several with NETSHARE_SOCKET_NAME for different names.')
     .fail((message, error) => {
       if (error) throw error;

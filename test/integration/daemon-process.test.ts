@@ -195,3 +195,11 @@ function spawnSync(args: string[], env: NodeJS.ProcessEnv = {}): { status: numbe
   const result = nodeSpawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 });
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
+
+describe('the command line and secrets', () => {
+  it('never prints a password from the environment in --help', () => {
+    const result = spawnSync(['cifs', '--help'], { NETSHARE_CIFS_PASSWORD: 'env-S3cret' });
+    expect(result.status).toBe(0);
+    expect(result.output).not.toContain('env-S3cret');
+  });
+});
