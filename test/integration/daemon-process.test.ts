@@ -9,6 +9,7 @@ import {
   pluginCall,
   spawnDaemon,
   stopDaemon,
+  waitFor,
   waitForReady,
   type DaemonProcess,
 } from '../support/daemon-process.js';
@@ -114,19 +115,20 @@ describe('the daemon process', () => {
 
   it('kills a hung mount at the mount timeout while other volumes keep answering', async () => {
     await start(['--mount-timeout', '2']);
-    await pluginCall(socket, '/VolumeDriver.Create', { Name: 'slow', Opts: { share: 'hang.example:/x' } });
+    const sleeper = String(6_000_000 + Math.floor(Math.random() * 999_999));
+    await pluginCall(socket, '/VolumeDriver.Create', { Name: 'slow', Opts: { share: `hang${sleeper}.example:/x` } });
     await pluginCall(socket, '/VolumeDriver.Create', { Name: 'fast', Opts: { share: '10.0.0.5:/x' } });
-    const sleepersBefore = processesRunning('sleep 600');
     const started = Date.now();
     const hung = pluginCall(socket, '/VolumeDriver.Mount', { Name: 'slow', ID: ID_A });
     const fast = await pluginCall(socket, '/VolumeDriver.Mount', { Name: 'fast', ID: ID_B });
     expect(fast.body['Err']).toBe('');
     expect((await pluginCall(socket, '/VolumeDriver.List', {})).body['Volumes']).toHaveLength(2);
+    await waitFor(() => processesRunning(`sleep ${sleeper}`) === 1, 5000, 'the hung mount helper');
     const reply = await hung;
     expect(Date.now() - started).toBeLessThan(10_000);
-    expect(reply.body['Err']).toMatch(/timed out after 2 s: server hang.example did not answer/);
+    expect(reply.body['Err']).toContain(`timed out after 2 s: server hang${sleeper}.example did not answer`);
     // The whole process group went, including what mount had forked.
-    expect(processesRunning('sleep 600')).toBeLessThanOrEqual(sleepersBefore);
+    expect(processesRunning(`sleep ${sleeper}`)).toBe(0);
   });
 
   it('replaces a stale socket file, refuses to steal a live one, and creates it 0660', async () => {
