@@ -38,8 +38,13 @@ export function reconcile(state: StateFile, bootId: string, entries: readonly Mo
       notes.push({ volume: name, note: `adopted the existing mount with ${mountIds.length} mount ID(s)` });
     }
     if (mountIds.length > 0) held.add(mountpoint);
-    const { mountedAt, ...rest } = record;
-    volumes[name] = { ...rest, mountIds, ...(mountIds.length > 0 && mountedAt ? { mountedAt } : {}) };
+    const { mountedAt, mountEpochs, ...rest } = record;
+    volumes[name] = {
+      ...rest,
+      mountIds,
+      ...(mountIds.length > 0 && mountedAt ? { mountedAt } : {}),
+      ...(mountIds.length > 0 && mountEpochs ? { mountEpochs } : {}),
+    };
   }
   const heldDirs = [...held];
   const orphans = mountsBelow(entries, root)

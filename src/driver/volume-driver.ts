@@ -143,12 +143,20 @@ export class VolumeDriver {
       }
       try {
         if (record.subdirectory !== undefined) await makeSubdirectory(path, name);
-        record.mountIds.push(id);
+        const epoch = state.activations;
+        const previousEpoch = record.mountEpochs?.[id];
+        // dockerd restarted (it activated us again) and a container it had running starts
+        // again with its old mount ID: that is the same reference, not a nested mount.
+        const reclaimed = record.mountIds.includes(id) && previousEpoch !== undefined && previousEpoch < epoch;
+        const before = { mountEpochs: record.mountEpochs, mountedAt: record.mountedAt, lastMountAt: record.lastMountAt };
+        if (!reclaimed) record.mountIds.push(id);
+        record.mountEpochs = { ...record.mountEpochs, [id]: epoch };
         record.mountedAt ??= this.deps.clock().toISOString();
         record.lastMountAt = this.deps.clock().toISOString();
         delete record.lastError;
         await this.deps.commit().catch((error: unknown) => {
-          record.mountIds.pop();
+          if (!reclaimed) record.mountIds.pop();
+          Object.assign(record, before);
           if (record.mountIds.length === 0) delete record.mountedAt;
           throw error;
         });
@@ -165,6 +173,13 @@ export class VolumeDriver {
     });
   }
 
+  /** dockerd called Plugin.Activate: it has (re)started. */
+  async activated(): Promise<void> {
+    this.deps.state.activations += 1;
+    await this.deps.commit();
+    this.deps.logger.info({ activations: this.deps.state.activations }, 'Activated by dockerd');
+  }
+
   async unmount(name: string, id: string): Promise<void> {
     const { state, logger, mountTable, mounter } = this.deps;
     await this.locks.run(name, async () => {
@@ -175,9 +190,12 @@ export class VolumeDriver {
         return;
       }
       if (record.mountIds.length > 1) {
+        const epochs = record.mountEpochs;
         record.mountIds.splice(index, 1);
+        forgetEpochIfLast(record, id);
         await this.deps.commit().catch((error: unknown) => {
           record.mountIds.splice(index, 0, id);
+          record.mountEpochs = epochs;
           throw error;
         });
         logger.info({ volume: name, id, mounts: record.mountIds.length, outcome: 'released' }, 'Volume unmount');
@@ -195,6 +213,7 @@ export class VolumeDriver {
       await this.removeEmptyDirectories(mountpoint);
       record.mountIds.splice(index, 1);
       delete record.mountedAt;
+      delete record.mountEpochs;
       // The kernel mount is gone whatever happens next; a failed save is repaired at the
       // next start, when the mount table shows the volume unmounted.
       await this.deps.commit();
@@ -249,6 +268,7 @@ export class VolumeDriver {
         await this.removeEmptyDirectories(mountpoint);
         record.mountIds = [];
         delete record.mountedAt;
+        delete record.mountEpochs;
         await this.deps.commit();
         this.deps.logger.info({ volume: record.name, ids, outcome: 'released-stale' }, 'Released stale mount IDs: no running container uses the volume');
         return { ...base, action: 'released', reason: 'no running container uses it' };
@@ -325,6 +345,12 @@ async function makeSubdirectory(path: string, name: string): Promise<void> {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return;
     throw new MountError(`volume '${name}': cannot create ${path} on the share (create=true): ${errorMessage(error)}`);
   }
+}
+
+function forgetEpochIfLast(record: VolumeRecord, id: string): void {
+  if (record.mountIds.includes(id) || !record.mountEpochs) return;
+  const { [id]: _gone, ...rest } = record.mountEpochs;
+  record.mountEpochs = rest;
 }
 
 export function sameOptions(a: Record<string, string>, b: Record<string, string>): boolean {

@@ -13,7 +13,10 @@ const route = <S extends z.ZodTypeAny>(schema: S, handle: (body: z.infer<S>) => 
 /** The whole plugin protocol on one screen: path → body schema → driver call → reply. */
 export function routeTable(driver: VolumeDriver): Record<string, Route> {
   return {
-    '/Plugin.Activate': route(emptyRequest, () => ({ Implements: ['VolumeDriver'] })),
+    '/Plugin.Activate': route(emptyRequest, async () => {
+      await driver.activated();
+      return { Implements: ['VolumeDriver'] };
+    }),
     '/VolumeDriver.Capabilities': route(emptyRequest, () => ({ Capabilities: { Scope: 'local' } })),
     '/VolumeDriver.Create': route(createRequest, async (body) => {
       await driver.create(body.Name, body.Opts);

@@ -14,6 +14,12 @@ export const volumeRecord = z.object({
   /** One entry per outstanding Mount; an ID mounted twice (docker cp) appears twice. */
   mountIds: z.array(z.string()),
   mountedAt: z.string().optional(),
+  /**
+   * Per mount ID, the dockerd activation count when it was last mounted. A Mount of an ID
+   * from an earlier activation is a container restarted after a dockerd crash re-using its
+   * ID, not a nested mount: it must not count twice.
+   */
+  mountEpochs: z.record(z.number()).optional(),
   /** Time of the latest Mount: a stale-reference release never touches a volume mounted just now. */
   lastMountAt: z.string().optional(),
   lastError: z.string().optional(),
@@ -25,9 +31,11 @@ export const stateFile = z.object({
   /** Kernel boot id when last saved: a different one means every mount ID is stale. */
   bootId: z.string(),
   volumes: z.record(volumeRecord),
+  /** How many times dockerd has called Plugin.Activate: once per dockerd start. */
+  activations: z.number().int().nonnegative().default(0),
 });
 export type StateFile = z.infer<typeof stateFile>;
 
 export function emptyState(bootId: string): StateFile {
-  return { version: STATE_VERSION, bootId, volumes: {} };
+  return { version: STATE_VERSION, bootId, volumes: {}, activations: 0 };
 }

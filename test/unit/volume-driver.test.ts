@@ -268,3 +268,40 @@ describe('VolumeDriver with CIFS credentials', () => {
     expect(error.message).not.toContain(PASSWORD);
   });
 });
+
+describe('mount IDs across a dockerd restart', () => {
+  let f: DriverFixture;
+  beforeEach(async () => {
+    f = await driverFixture();
+    await f.driver.activated();
+    await f.driver.create('pg', SHARE);
+  });
+  afterEach(async () => {
+    await f.cleanup();
+  });
+
+  it('does not count twice an ID re-mounted after dockerd activated the plugin again', async () => {
+    await f.driver.mount('pg', ID_A);
+    // dockerd crashed: no Unmount came; the new dockerd activates the plugin and restarts
+    // the container with its old mount ID.
+    await f.driver.activated();
+    await f.driver.mount('pg', ID_A);
+    expect(f.state.volumes['pg']?.mountIds).toEqual([ID_A]);
+    await f.driver.unmount('pg', ID_A);
+    expect(f.state.volumes['pg']?.mountIds).toEqual([]);
+    expect(f.runner.umounts()).toHaveLength(1);
+  });
+
+  it('still nests the same ID within one dockerd run (docker cp)', async () => {
+    await f.driver.mount('pg', ID_A);
+    await f.driver.mount('pg', ID_A);
+    await f.driver.activated();
+    await f.driver.mount('pg', ID_A);
+    expect(f.state.volumes['pg']?.mountIds).toEqual([ID_A, ID_A]);
+  });
+
+  it('persists the activation count', async () => {
+    await f.driver.activated();
+    expect(f.store.last()?.activations).toBe(2);
+  });
+});
