@@ -87,10 +87,10 @@ const children = new Map(); // pid -> { child, name }
 let tmpRoot;
 let keepTmp = false;
 
-function startChild(name, file, args, logPath) {
+function startChild(name, file, args, logPath, env = {}) {
   const log = openSync(logPath, 'a');
   const t0 = process.hrtime.bigint();
-  const child = spawn(file, args, { stdio: ['ignore', log, log], env: { ...process.env, NODE_OPTIONS: '' } });
+  const child = spawn(file, args, { stdio: ['ignore', log, log], env: { ...process.env, NODE_OPTIONS: '', ...env } });
   closeSync(log);
   if (child.pid === undefined) throw new Error(`could not start ${name}`);
   const exited = new Promise((done) => child.once('exit', (code, signal) => done({ code, signal })));
@@ -389,6 +389,29 @@ function daemonReadyMs(logPath) {
 
 const MOUNTED_VOLUME = volumeName(0);
 
+/**
+ * The driver name decides the state file's directory (<state-dir>/<name>/state.json); set
+ * explicitly so it does not depend on how the daemon derives it from the socket name.
+ */
+const DRIVER_NAME = 'bench';
+
+/**
+ * Never talk to a real dockerd on this host: the daemon's Docker API socket points at a path
+ * that does not exist, and where the daemon has --activate (ask dockerd to activate the
+ * plugin at start), it is turned off.
+ */
+let extraArgs;
+function daemonExtraArgs() {
+  if (!extraArgs) {
+    const help = spawnSync(process.execPath, [CLI, 'nfs', '--help'], { encoding: 'utf8' }).stdout ?? '';
+    extraArgs = [
+      ...(help.includes('--docker-socket') ? ['--docker-socket', join(tmpRoot, 'no-dockerd.sock')] : []),
+      ...(help.includes('--activate') ? ['--no-activate'] : []),
+    ];
+  }
+  return extraArgs;
+}
+
 function scenarios(size, conc) {
   const names = (seq) => volumeName((seq * 7919) % size);
   const created = []; // names made by Create, then deleted by Remove
@@ -443,7 +466,6 @@ async function benchSize({ size, options, floor, scripts, bootId, rows, startups
   const stateDir = join(dir, 'state');
   const socketPath = join(dir, 'bench.sock');
   mkdirSync(dir, { recursive: true });
-  writeStateFile(join(stateDir, 'nfs', 'state.json'), size, bootId);
 
   // Start-up is measured over several fresh starts (median), since one start is noisy; the
   // state file is rewritten before each, so every start loads the same N volumes.
@@ -451,7 +473,7 @@ async function benchSize({ size, options, floor, scripts, bootId, rows, startups
   let daemon;
   for (let attempt = 0; attempt < options.starts; attempt++) {
     const last = attempt === options.starts - 1;
-    writeStateFile(join(stateDir, 'nfs', 'state.json'), size, bootId);
+    writeStateFile(join(stateDir, DRIVER_NAME, 'state.json'), size, bootId);
     const nodeArgs = [
       ...options.daemonNodeOptions,
       ...(options.profile && last
@@ -463,8 +485,9 @@ async function benchSize({ size, options, floor, scripts, bootId, rows, startups
       `daemon n=${size}`,
       process.execPath,
       [...nodeArgs, CLI, 'nfs', '--socket', socketPath, '--state-dir', stateDir, '--basedir', basedir,
-        '--mount-command', scripts.mountScript, '--umount-command', scripts.umountScript],
+        '--mount-command', scripts.mountScript, '--umount-command', scripts.umountScript, ...daemonExtraArgs()],
       logPath,
+      { NETSHARE_SOCKET_NAME: DRIVER_NAME },
     );
     const readyMs = await waitForSocket(socketPath, proc.t0, proc);
     // RSS once the start-up work has settled: the socket answers before the event loop is idle.
@@ -624,7 +647,7 @@ async function benchSize({ size, options, floor, scripts, bootId, rows, startups
     peakRssMB: loaded.hwmMB,
     firstMountMs,
     listReplyBytes: listBytes,
-    stateFileBytes: readFileSync(join(stateDir, 'nfs', 'state.json')).length,
+    stateFileBytes: readFileSync(join(stateDir, DRIVER_NAME, 'state.json')).length,
     exit: stopped,
   };
   startups.push(startup);
