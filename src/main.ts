@@ -70,7 +70,9 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   const loaded = await store.load();
   const { state, orphans, notes } = reconcile(loaded ?? emptyState(bootId), bootId, await mountTable.list(), root);
   for (const { volume, note } of notes) logger.info({ volume }, `Reconcile: ${note}`);
-  await store.save(state);
+  // A fresh snapshot folds the journal in (and drops a line torn by a crash); with nothing
+  // to fold and nothing changed, the 10,000-volume rewrite is skipped.
+  if (!loaded || loaded.bootId !== bootId || notes.length > 0 || (store.journalLength ?? 0) > 0) await store.save(state);
 
   const clock = deps.clock ?? (() => new Date());
   const metrics = new Metrics(state, clock);
@@ -98,7 +100,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     mountTable,
     root,
     state,
-    commit: () => committer.commit(),
+    commit: (volumes) => committer.commit(volumes),
     clock,
     logger: logger.child({ component: 'driver' }),
   });

@@ -1,4 +1,4 @@
-import type { StateFile } from '../state/state-schema.js';
+import { volumeTable, type StateFile } from '../state/state-schema.js';
 import type { MountInfoEntry } from '../system/mountinfo.js';
 import { findMount, mountsBelow } from '../system/mount-table.js';
 import { mountpointFor } from './volume-name.js';
@@ -23,7 +23,7 @@ export function reconcile(state: StateFile, bootId: string, entries: readonly Mo
   const notes: ReconcileResult['notes'] = [];
   const rebooted = state.bootId !== bootId;
   const held = new Set<string>();
-  const volumes: StateFile['volumes'] = {};
+  const volumes = volumeTable();
   for (const [name, record] of Object.entries(state.volumes)) {
     const mountpoint = mountpointFor(root, name);
     const mounted = findMount(entries, mountpoint) !== undefined;

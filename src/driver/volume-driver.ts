@@ -34,7 +34,8 @@ export interface DriverDeps {
   readonly root: string;
   /** The live state; the driver mutates it and then calls commit(). */
   readonly state: StateFile;
-  readonly commit: () => Promise<void>;
+  /** Persists the named volumes' records (and the state's own fields). */
+  readonly commit: (volumes: readonly string[]) => Promise<void>;
   readonly clock: () => Date;
   readonly logger: Logger;
 }
@@ -46,8 +47,20 @@ export interface DriverDeps {
  */
 export class VolumeDriver {
   private readonly locks = new KeyedMutex();
+  /** List's reply as text; dockerd lists often and 10,000 volumes take milliseconds to serialise. */
+  private listCache: string | undefined;
 
   constructor(private readonly deps: DriverDeps) {}
+
+  /** Every change goes through here, so the cached List reply can never be stale. */
+  private async commit(volume?: string): Promise<void> {
+    this.listCache = undefined;
+    try {
+      await this.deps.commit(volume === undefined ? [] : [volume]);
+    } finally {
+      this.listCache = undefined;
+    }
+  }
 
   get protocolName(): string {
     return this.deps.protocol.protocol;
@@ -86,7 +99,7 @@ export class VolumeDriver {
       };
       state.volumes[name] = record;
       try {
-        await this.deps.commit();
+        await this.commit(name);
       } catch (error) {
         delete state.volumes[name];
         throw error;
@@ -108,7 +121,7 @@ export class VolumeDriver {
       }
       delete state.volumes[name];
       try {
-        await this.deps.commit();
+        await this.commit(name);
       } catch (error) {
         state.volumes[name] = record;
         throw error;
@@ -144,7 +157,7 @@ export class VolumeDriver {
       try {
         if (record.subdirectory !== undefined) await makeSubdirectory(path, name);
         const epoch = state.activations;
-        const previousEpoch = record.mountEpochs?.[id];
+        const previousEpoch = record.mountEpochs && Object.hasOwn(record.mountEpochs, id) ? record.mountEpochs[id] : undefined;
         // dockerd restarted (it activated us again) and a container it had running starts
         // again with its old mount ID: that is the same reference, not a nested mount.
         const reclaimed = record.mountIds.includes(id) && previousEpoch !== undefined && previousEpoch < epoch;
@@ -154,7 +167,7 @@ export class VolumeDriver {
         record.mountedAt ??= this.deps.clock().toISOString();
         record.lastMountAt = this.deps.clock().toISOString();
         delete record.lastError;
-        await this.deps.commit().catch((error: unknown) => {
+        await this.commit(name).catch((error: unknown) => {
           if (!reclaimed) record.mountIds.pop();
           Object.assign(record, before);
           if (record.mountIds.length === 0) delete record.mountedAt;
@@ -176,7 +189,7 @@ export class VolumeDriver {
   /** dockerd called Plugin.Activate: it has (re)started. */
   async activated(): Promise<void> {
     this.deps.state.activations += 1;
-    await this.deps.commit();
+    await this.commit();
     this.deps.logger.info({ activations: this.deps.state.activations }, 'Activated by dockerd');
   }
 
@@ -193,7 +206,7 @@ export class VolumeDriver {
         const epochs = record.mountEpochs;
         record.mountIds.splice(index, 1);
         forgetEpochIfLast(record, id);
-        await this.deps.commit().catch((error: unknown) => {
+        await this.commit(name).catch((error: unknown) => {
           record.mountIds.splice(index, 0, id);
           record.mountEpochs = epochs;
           throw error;
@@ -216,7 +229,7 @@ export class VolumeDriver {
       delete record.mountEpochs;
       // The kernel mount is gone whatever happens next; a failed save is repaired at the
       // next start, when the mount table shows the volume unmounted.
-      await this.deps.commit();
+      await this.commit(name);
       logger.info({ volume: name, id, mounts: 0, outcome: 'unmounted' }, 'Volume unmount');
     });
   }
@@ -235,6 +248,12 @@ export class VolumeDriver {
       CreatedAt: record.createdAt,
       Status: this.status(record),
     };
+  }
+
+  /** `{"Volumes":[...],"Err":""}`, serialised once per change. */
+  listReply(): string {
+    this.listCache ??= JSON.stringify({ Volumes: this.list(), Err: '' });
+    return this.listCache;
   }
 
   list(): VolumeSummary[] {
@@ -269,7 +288,7 @@ export class VolumeDriver {
         record.mountIds = [];
         delete record.mountedAt;
         delete record.mountEpochs;
-        await this.deps.commit();
+        await this.commit(record.name);
         this.deps.logger.info({ volume: record.name, ids, outcome: 'released-stale' }, 'Released stale mount IDs: no running container uses the volume');
         return { ...base, action: 'released', reason: 'no running container uses it' };
       });

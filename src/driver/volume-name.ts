@@ -19,6 +19,11 @@ export function checkVolumeName(name: string): void {
   if (/[\x00-\x1f\x7f]/.test(name)) {
     throw new ValidationError(`volume name ${JSON.stringify(name)} contains a control character (NUL, newline, tab...)`);
   }
+  if (!(name as string & { isWellFormed(): boolean }).isWellFormed()) {
+    // A lone surrogate reaches the filesystem and the mount table as U+FFFD: two names, one path.
+    throw new ValidationError(`volume name ${JSON.stringify(name)} is not well-formed Unicode`);
+  }
+  if (name === '__proto__') throw new ValidationError("volume name '__proto__' is reserved");
   if (name.startsWith('/')) {
     throw new ValidationError(`volume name '${name}' is absolute: write a share as host/path, without a leading '/'`);
   }

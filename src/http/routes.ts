@@ -2,12 +2,20 @@ import type { z } from 'zod';
 import type { VolumeDriver } from '../driver/volume-driver.js';
 import { createRequest, emptyRequest, mountRequest, nameRequest } from './protocol.js';
 
-export interface Route<S extends z.ZodTypeAny = z.ZodTypeAny> {
-  readonly schema: S;
-  readonly handle: (body: z.infer<S>) => Promise<object> | object;
+/** A reply already serialised (List of many volumes is cached as text). */
+export class PreSerialized {
+  constructor(readonly text: string) {}
 }
 
-const route = <S extends z.ZodTypeAny>(schema: S, handle: (body: z.infer<S>) => Promise<object> | object): Route =>
+export interface Route<S extends z.ZodTypeAny = z.ZodTypeAny> {
+  readonly schema: S;
+  readonly handle: (body: z.infer<S>) => Promise<object | PreSerialized> | object | PreSerialized;
+}
+
+const route = <S extends z.ZodTypeAny>(
+  schema: S,
+  handle: (body: z.infer<S>) => Promise<object | PreSerialized> | object | PreSerialized,
+): Route =>
   ({ schema, handle }) as Route;
 
 /** The whole plugin protocol on one screen: path → body schema → driver call → reply. */
@@ -36,6 +44,6 @@ export function routeTable(driver: VolumeDriver): Record<string, Route> {
     }),
     '/VolumeDriver.Path': route(nameRequest, (body) => ({ Mountpoint: driver.pathOf(body.Name), Err: '' })),
     '/VolumeDriver.Get': route(nameRequest, (body) => ({ Volume: driver.get(body.Name), Err: '' })),
-    '/VolumeDriver.List': route(emptyRequest, () => ({ Volumes: driver.list(), Err: '' })),
+    '/VolumeDriver.List': route(emptyRequest, () => new PreSerialized(driver.listReply())),
   };
 }

@@ -36,6 +36,14 @@ export const stateFile = z.object({
 });
 export type StateFile = z.infer<typeof stateFile>;
 
+/**
+ * The volumes by name, in an object without a prototype: volume names are user data, and
+ * "constructor" or "toString" must not find Object.prototype's members.
+ */
+export function volumeTable(entries: StateFile['volumes'] = {}): StateFile['volumes'] {
+  return Object.assign(Object.create(null) as StateFile['volumes'], entries);
+}
+
 export function emptyState(bootId: string): StateFile {
-  return { version: STATE_VERSION, bootId, volumes: {}, activations: 0 };
+  return { version: STATE_VERSION, bootId, volumes: volumeTable(), activations: 0 };
 }

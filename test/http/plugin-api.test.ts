@@ -1,5 +1,5 @@
 import request from 'supertest';
-import type { Express } from 'express';
+import type { RequestListener } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/http/app.js';
 import { routeTable } from '../../src/http/routes.js';
@@ -10,18 +10,18 @@ const ACCEPT = 'application/vnd.docker.plugins.v1.2+json';
 const ID = 'f'.repeat(64);
 
 /** POST exactly as dockerd does: JSON plus newline, Accept set, no Content-Type. */
-function dockerPost(app: Express, path: string, body?: unknown) {
+function dockerPost(app: RequestListener, path: string, body?: unknown) {
   const call = request(app).post(path).set('Accept', ACCEPT);
   return body === undefined ? call : call.send(Buffer.from(`${JSON.stringify(body)}\n`));
 }
 
-function rawPost(app: Express, path: string, text: string) {
+function rawPost(app: RequestListener, path: string, text: string) {
   return request(app).post(path).set('Accept', ACCEPT).send(Buffer.from(text));
 }
 
 describe('plugin HTTP API', () => {
   let f: DriverFixture;
-  let app: Express;
+  let app: RequestListener;
   beforeEach(async () => {
     f = await driverFixture();
     app = createApp({ routes: routeTable(f.driver), logger: f.driver['deps'].logger, secretKeys: [] });

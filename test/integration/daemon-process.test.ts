@@ -4,6 +4,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseMountInfo } from '../../src/system/mountinfo.js';
+import { JsonStateStore } from '../../src/state/state-store.js';
 import {
   FAKE_MOUNT,
   pluginCall,
@@ -91,9 +92,9 @@ describe('the daemon process', () => {
     await pluginCall(socket, '/VolumeDriver.Create', { Name: 'pg', Opts: { share: '10.0.0.5:/exports/pg' } });
     await pluginCall(socket, '/VolumeDriver.Mount', { Name: 'pg', ID: ID_A });
     await stopDaemon(first, 'SIGKILL');
-    const stateFile = join(dir.path, 'state', 'nfstest', 'state.json');
-    const state = JSON.parse(await readFile(stateFile, 'utf8')) as { bootId: string };
-    await writeFile(stateFile, JSON.stringify({ ...state, bootId: 'an-earlier-boot' }));
+    const store = new JsonStateStore(join(dir.path, 'state', 'nfstest'));
+    const state = await store.load();
+    await store.save({ ...state!, bootId: 'an-earlier-boot' });
 
     const second = await start();
     expect(second.output()).toMatch(/dropped 1 mount ID\(s\) from before the reboot/);
@@ -109,8 +110,8 @@ describe('the daemon process', () => {
     expect(reply.status).toBe(500);
     expect(reply.body['Err']).toMatch(/^mounting refused.example:\/x \(nfs4\) on .* failed: mount.nfs: Connection refused/);
     expect(mountedUnder(dir.path)).toEqual([]);
-    const state = JSON.parse(await readFile(join(dir.path, 'state', 'nfstest', 'state.json'), 'utf8'));
-    expect(state.volumes.bad.mountIds).toEqual([]);
+    const state = await new JsonStateStore(join(dir.path, 'state', 'nfstest')).load();
+    expect(state?.volumes['bad']?.mountIds).toEqual([]);
   });
 
   it('kills a hung mount at the mount timeout while other volumes keep answering', async () => {

@@ -96,7 +96,7 @@ describe('JsonStateStore', () => {
 
   it('writes one JSON document ending in a newline', async () => {
     await store.save(emptyState('b'));
-    expect(await readFile(store.path, 'utf8')).toBe('{"version":1,"bootId":"b","volumes":{},"activations":0}\n');
+    expect(await readFile(store.path, 'utf8')).toBe('{"version":1,"bootId":"b","volumes":{},"activations":0,"seq":0}\n');
   });
 
   it.each<[string]>([['{"version":1,'], ['not json'], ['']])('refuses corrupt JSON %j and says to move it aside', async (text) => {

@@ -213,12 +213,35 @@ export interface StateFileJson {
  * the daemon keys it by driver name), undefined if not written yet.
  */
 export function readStateFile(config: NetvolConfig): StateFileJson | undefined {
-  const candidates = [join(config.stateDir, 'state.json')];
+  const candidates = [config.stateDir];
   if (existsSync(config.stateDir)) {
     for (const entry of readdirSync(config.stateDir, { withFileTypes: true })) {
-      if (entry.isDirectory()) candidates.push(join(config.stateDir, entry.name, 'state.json'));
+      if (entry.isDirectory()) candidates.push(join(config.stateDir, entry.name));
     }
   }
-  const path = candidates.find((candidate) => existsSync(candidate));
-  return path === undefined ? undefined : (JSON.parse(readFileSync(path, 'utf8')) as StateFileJson);
+  const dir = candidates.find((candidate) => existsSync(join(candidate, 'state.json')) || existsSync(join(candidate, 'state.journal')));
+  return dir === undefined ? undefined : readSnapshotAndJournal(dir);
+}
+
+/** state.json with the journal's later lines (whole records, by sequence number) applied. */
+function readSnapshotAndJournal(dir: string): StateFileJson {
+  const snapshotPath = join(dir, 'state.json');
+  const snapshot = existsSync(snapshotPath)
+    ? (JSON.parse(readFileSync(snapshotPath, 'utf8')) as StateFileJson & { seq?: number })
+    : { volumes: {} };
+  const volumes = { ...snapshot.volumes };
+  const journalPath = join(dir, 'state.journal');
+  const lines = existsSync(journalPath) ? readFileSync(journalPath, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
+  for (const text of lines) {
+    let line: { seq?: number; v?: string; r?: unknown; d?: boolean };
+    try {
+      line = JSON.parse(text) as typeof line;
+    } catch {
+      continue; // a torn last line
+    }
+    if ((line.seq ?? 0) <= (snapshot.seq ?? 0) || line.v === undefined) continue;
+    if (line.d) delete volumes[line.v];
+    else if (line.r) volumes[line.v] = line.r as NonNullable<StateFileJson['volumes']>[string];
+  }
+  return { ...snapshot, volumes };
 }
