@@ -7,7 +7,8 @@ import type { StateFile, VolumeRecord } from '../state/state-schema.js';
 import type { Mounter } from '../system/mounter.js';
 import { findMount, mountsBelow, type MountTable } from '../system/mount-table.js';
 import { KeyedMutex } from './keyed-mutex.js';
-import { checkVolumeName, mountpointFor, pathsOverlap } from './volume-name.js';
+import { MountpointIndex } from './mountpoint-index.js';
+import { checkVolumeName, mountpointFor } from './volume-name.js';
 
 export interface VolumeSummary {
   readonly Name: string;
@@ -49,8 +50,18 @@ export class VolumeDriver {
   private readonly locks = new KeyedMutex();
   /** List's reply as text; dockerd lists often and 10,000 volumes take milliseconds to serialise. */
   private listCache: string | undefined;
+  private mountpoints: MountpointIndex | undefined;
 
   constructor(private readonly deps: DriverDeps) {}
+
+  /** Built on first Create, so start-up does not pay for it. */
+  private index(): MountpointIndex {
+    if (!this.mountpoints) {
+      this.mountpoints = new MountpointIndex(this.deps.root);
+      for (const record of Object.values(this.deps.state.volumes)) this.mountpoints.add(this.mountpoint(record), record.name);
+    }
+    return this.mountpoints;
+  }
 
   /** Every change goes through here, so the cached List reply can never be stale. */
   private async commit(volume?: string): Promise<void> {
@@ -80,13 +91,11 @@ export class VolumeDriver {
       }
       const checked = protocol.check({ name, options });
       const mountpoint = mountpointFor(this.deps.root, name);
-      for (const other of Object.values(state.volumes)) {
-        const otherMountpoint = mountpointFor(this.deps.root, other.name);
-        if (pathsOverlap(mountpoint, otherMountpoint)) {
-          throw new ConflictError(
-            `volume '${name}' would be mounted at ${mountpoint}, which overlaps volume '${other.name}' at ${otherMountpoint}; use a named volume with -o share=${checked.share}`,
-          );
-        }
+      const other = this.index().overlapping(mountpoint);
+      if (other !== undefined) {
+        throw new ConflictError(
+          `volume '${name}' would be mounted at ${mountpoint}, which overlaps volume '${other}' at ${mountpointFor(this.deps.root, other)}; use a named volume with -o share=${checked.share}`,
+        );
       }
       const record: VolumeRecord = {
         name,
@@ -98,10 +107,12 @@ export class VolumeDriver {
         mountIds: [],
       };
       state.volumes[name] = record;
+      this.index().add(mountpoint, name);
       try {
         await this.commit(name);
       } catch (error) {
         delete state.volumes[name];
+        this.index().remove(mountpoint);
         throw error;
       }
       logger.info({ volume: name, share: checked.share, outcome: 'created' }, 'Volume created');
@@ -120,10 +131,12 @@ export class VolumeDriver {
         );
       }
       delete state.volumes[name];
+      this.index().remove(this.mountpoint(record));
       try {
         await this.commit(name);
       } catch (error) {
         state.volumes[name] = record;
+        this.index().add(this.mountpoint(record), name);
         throw error;
       }
       await this.removeEmptyDirectories(this.mountpoint(record));

@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 
 /** One process to start: never a shell string, always a file and its argv. */
 export interface Command {
@@ -63,6 +62,8 @@ export class ExecaCommandRunner implements CommandRunner {
   async run(command: Command, options: RunOptions): Promise<CommandResult> {
     // mount(8) forks mount.nfs/mount.cifs, which would survive a kill of mount alone and keep
     // the output pipes open: each command gets its own process group, killed as a whole.
+    // Loaded on the first mount: start-up (dockerd is waiting for the socket) does not pay for it.
+    const { execa } = await import('execa');
     const subprocess = execa(command.file, [...command.args], {
       detached: true,
       reject: false,

@@ -112,3 +112,30 @@ describe('pathsOverlap', () => {
     expect(pathsOverlap(a, b)).toBe(true);
   });
 });
+
+describe('MountpointIndex', () => {
+  it.each<[string[], string, string | undefined]>([
+    [['/r/a/b'], '/r/a/b', '/r/a/b'],
+    [['/r/a/b'], '/r/a', '/r/a/b'],
+    [['/r/a/b'], '/r/a/b/c', '/r/a/b'],
+    [['/r/a/b'], '/r/a/c', undefined],
+    [['/r/a/b'], '/r/ab', undefined],
+    [['/r/x', '/r/a/b'], '/r/a/b/c/d', '/r/a/b'],
+  ])('with %j, %s overlaps %s', async (mountpoints, candidate, expected) => {
+    const { MountpointIndex } = await import('../../src/driver/mountpoint-index.js');
+    const index = new MountpointIndex('/r');
+    for (const m of mountpoints) index.add(m, m);
+    expect(index.overlapping(candidate)).toBe(expected);
+  });
+
+  it('forgets removed mountpoints and their parents', async () => {
+    const { MountpointIndex } = await import('../../src/driver/mountpoint-index.js');
+    const index = new MountpointIndex('/r');
+    index.add('/r/a/b', 'v1');
+    index.add('/r/a/c', 'v2');
+    index.remove('/r/a/b');
+    expect(index.overlapping('/r/a')).toBe('v2');
+    index.remove('/r/a/c');
+    expect(index.overlapping('/r/a')).toBeUndefined();
+  });
+});
