@@ -21,7 +21,6 @@ import { ProcMountTable, type MountTable } from './system/mount-table.js';
 import { CommandMounter } from './system/mounter.js';
 import { activateInDocker } from './system/docker-activation.js';
 import { volumesInUse } from './system/docker-api.js';
-import { Metrics } from './observability/metrics.js';
 import { addAdminRoutes } from './http/admin-routes.js';
 import { createServer } from 'node:http';
 
@@ -75,7 +74,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   if (!loaded || loaded.bootId !== bootId || notes.length > 0 || (store.journalLength ?? 0) > 0) await store.save(state);
 
   const clock = deps.clock ?? (() => new Date());
-  const metrics = new Metrics(state, clock);
+  // prom-client is loaded only when metrics are served: memory and start-up stay lean otherwise.
+  const metrics = config.metrics ? new (await import('./observability/metrics.js')).Metrics(state, clock) : undefined;
   const commandMounter = new CommandMounter(
     runner,
     mountTable,
@@ -87,7 +87,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     },
     logger.child({ component: 'mounter' }),
   );
-  const mounter = metrics.instrument(commandMounter, config.protocol);
+  const mounter = metrics ? metrics.instrument(commandMounter, config.protocol) : commandMounter;
   for (const orphan of orphans) {
     await mounter.unmount(orphan).catch((error: unknown) => logger.warn({ mountpoint: orphan, err: (error as Error).message }, 'Could not unmount an orphan mount'));
   }
@@ -124,7 +124,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     routes: routeTable(driver),
     logger,
     secretKeys: protocol.secretKeys,
-    metrics,
+    ...(metrics ? { metrics } : {}),
     extraRoutes: (express) => addAdminRoutes(express, driver, info, clock, releaseStale),
   });
 
@@ -166,7 +166,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   );
 
   let metricsServer: Server | undefined;
-  if (config.metrics) {
+  if (config.metrics && metrics) {
     metricsServer = createServer((req, res) => {
       if (req.url !== '/metrics') {
         res.writeHead(404).end('see /metrics\n');

@@ -39,6 +39,12 @@ const RESULTS = join(REPO, 'bench/results');
 // ---------------------------------------------------------------------------------------
 // Options
 
+/** The node options in dist/cli.js's shebang: the daemon is measured as users run it. */
+function shebangNodeOptions() {
+  const first = readFileSync(CLI, 'utf8').split('\n')[0] ?? '';
+  return (/\bnode\s+(.*)$/.exec(first)?.[1] ?? '').split(/\s+/).filter(Boolean);
+}
+
 function parseArgs(argv) {
   const options = {
     sizes: [100, 1000, 10000],
@@ -475,6 +481,7 @@ async function benchSize({ size, options, floor, scripts, bootId, rows, startups
     const last = attempt === options.starts - 1;
     writeStateFile(join(stateDir, DRIVER_NAME, 'state.json'), size, bootId);
     const nodeArgs = [
+      ...shebangNodeOptions(),
       ...options.daemonNodeOptions,
       ...(options.profile && last
         ? ['--cpu-prof', '--cpu-prof-dir', join(RESULTS, 'profiles'), '--cpu-prof-name', `daemon-n${size}-${Date.now()}.cpuprofile`]
