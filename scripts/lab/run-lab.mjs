@@ -1,0 +1,233 @@
+#!/usr/bin/env node
+// netvol real-mount lab: host-side runner.
+//
+// Builds (or reuses) the guest image, boots a Debian bookworm guest under qemu TCG with the
+// repository shared over 9p, lets scripts/lab/guest-init.sh start the NFS/SMB servers and
+// dockerd and run scripts/lab/scenarios.sh, then prints the report and exits non-zero on any
+// failure or timeout.
+//
+// Usage: node scripts/lab/run-lab.mjs [--mode scenarios|smoke|demo] [--only s1a,s3] [--no-reboot]
+//                                     [--timeout SECONDS] [--results DIR] [--keep]
+// Environment: NETVOL_LAB_CACHE (image cache dir, default /var/cache/netvol-lab),
+//              NETVOL_LAB_MEM (MiB, default 2048), NETVOL_LAB_CPUS (default 2).
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, '..', '..');
+
+function parseArgs(argv) {
+  const o = { mode: 'scenarios', only: '', reboot: true, timeout: 0, results: '', keep: false, quiet: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = () => argv[++i];
+    if (a === '--mode') o.mode = next();
+    else if (a === '--only') o.only = next();
+    else if (a === '--no-reboot') o.reboot = false;
+    else if (a === '--timeout') o.timeout = Number(next());
+    else if (a === '--results') o.results = next();
+    else if (a === '--keep') o.keep = true;
+    else if (a === '--quiet') o.quiet = true;
+    else if (a === '-h' || a === '--help') {
+      console.log('usage: run-lab.mjs [--mode scenarios|smoke|demo] [--only s1a,s3] [--no-reboot] [--timeout S] [--results DIR]');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  return o;
+}
+
+const log = (...a) => console.log(`[lab ${new Date().toISOString().slice(11, 19)}]`, ...a);
+
+export function buildImage() {
+  const t0 = Date.now();
+  const r = spawnSync('bash', [path.join(HERE, 'build-image.sh')], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`build-image.sh failed (exit ${r.status})`);
+  const env = {};
+  for (const line of r.stdout.split('\n')) {
+    const m = /^(LAB_[A-Z]+)=(.*)$/.exec(line.trim());
+    if (m) env[m[1]] = m[2];
+  }
+  if (!env.LAB_IMAGE || !env.LAB_KERNEL || !env.LAB_INITRD) throw new Error('build-image.sh printed no image paths');
+  return { ...env, seconds: (Date.now() - t0) / 1000 };
+}
+
+function newestMtime(dir) {
+  let newest = 0;
+  if (!fs.existsSync(dir)) return 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestMtime(p));
+    else newest = Math.max(newest, fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+// Build dist/ when it is missing or older than src/. Returns a note for the report.
+export function ensureBuild() {
+  const src = path.join(REPO, 'src');
+  const cli = path.join(REPO, 'dist', 'cli.js');
+  const srcM = newestMtime(src);
+  if (srcM === 0) return 'no src/: daemon scenarios will be skipped';
+  const distM = fs.existsSync(cli) ? newestMtime(path.join(REPO, 'dist')) : 0;
+  if (distM >= srcM) return 'dist/ up to date';
+  log('dist/ missing or stale: npm run build');
+  const r = spawnSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
+  if (r.status !== 0) return `npm run build failed (exit ${r.status}); using whatever dist/ holds`;
+  return 'built dist/ with npm run build';
+}
+
+// Boot the guest once. Resolves with { code, timedOut, seconds }.
+export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, resultsDir, env, timeoutSec, consoleLog, quiet, onLine }) {
+  fs.mkdirSync(resultsDir, { recursive: true });
+  fs.writeFileSync(path.join(resultsDir, 'lab.env'),
+    Object.entries(env).map(([k, v]) => `${k}='${String(v).replace(/'/g, '')}'`).join('\n') + '\n');
+  const mem = process.env.NETVOL_LAB_MEM || '2048';
+  const cpus = process.env.NETVOL_LAB_CPUS || '2';
+  const args = [
+    '-name', 'netvol-lab', '-machine', 'q35', '-accel', 'tcg,thread=multi,tb-size=256', '-cpu', process.env.NETVOL_LAB_CPU || 'qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16',
+    '-smp', cpus, '-m', mem, '-nographic', '-no-reboot', '-nic', 'none',
+    '-serial', 'stdio', '-monitor', 'none',
+    '-kernel', kernel, '-initrd', initrd,
+    '-append', 'root=/dev/vda rw console=ttyS0 apparmor=0 security= init=/sbin/lab-init panic=-1 quiet loglevel=4 systemd.unified_cgroup_hierarchy=1 nfsd.nfs4_disable_idmapping=1',
+    '-drive', `file=${img},format=${format},if=virtio,cache=unsafe${snapshot ? ',snapshot=on' : ''}`,
+    '-virtfs', `local,path=${REPO},mount_tag=host0,security_model=none,id=host0`,
+    '-virtfs', `local,path=${resultsDir},mount_tag=results,security_model=none,id=results`,
+    '-device', 'virtio-rng-pci',
+  ];
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const out = fs.createWriteStream(consoleLog);
+    const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      log(`timeout after ${timeoutSec} s: killing qemu pid ${q.pid}`);
+      try { process.kill(q.pid, 'SIGKILL'); } catch { /* already gone */ }
+    }, timeoutSec * 1000);
+    const onSig = () => { try { process.kill(q.pid, 'SIGKILL'); } catch { /* gone */ } process.exit(130); };
+    process.once('SIGINT', onSig);
+    process.once('SIGTERM', onSig);
+    let buf = '';
+    const handle = (chunk) => {
+      out.write(chunk);
+      buf += chunk.toString('utf8');
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i).replace(/\r$/, '');
+        buf = buf.slice(i + 1);
+        if (onLine) onLine(line);
+        if (!quiet && /^\[(guest|scenario)/.test(line)) console.log('  ' + line);
+      }
+    };
+    q.stdout.on('data', handle);
+    q.stderr.on('data', handle);
+    q.on('exit', (code) => {
+      clearTimeout(timer);
+      process.removeListener('SIGINT', onSig);
+      process.removeListener('SIGTERM', onSig);
+      out.end();
+      resolve({ code, timedOut, seconds: (Date.now() - t0) / 1000 });
+    });
+  });
+}
+
+function readReport(dir) {
+  const p = path.join(dir, 'report.json');
+  if (!fs.existsSync(p)) return null;
+  try { return JSON.parse(fs.readFileSync(p, 'utf8')); } catch { return null; }
+}
+
+export function resultsRoot() {
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  return path.join(os.tmpdir(), `netvol-lab-${stamp}`);
+}
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  const T0 = Date.now();
+  const results = o.results || resultsRoot();
+  fs.mkdirSync(results, { recursive: true });
+  log(`repo ${REPO}; results in ${results}`);
+  const buildNote = ensureBuild();
+  log(buildNote);
+  const image = buildImage();
+  log(`image ready in ${image.seconds.toFixed(0)} s: ${image.LAB_IMAGE}`);
+
+  const rows = [];
+  let anyTimeout = false;
+  const boots = [];
+  // main boot: disposable snapshot of the image
+  boots.push({ name: 'main', env: { LAB_MODE: o.mode, LAB_ONLY: o.only } });
+  // reboot scenario: two boots of one persistent qcow2 overlay
+  const wantS9 = o.mode === 'scenarios' && o.reboot && (!o.only || o.only.split(',').includes('s9'));
+  if (wantS9) {
+    boots.push({ name: 'reboot1', env: { LAB_MODE: 'reboot1', LAB_ONLY: '' }, persistent: true });
+    boots.push({ name: 'reboot2', env: { LAB_MODE: 'reboot2', LAB_ONLY: '' }, persistent: true });
+  }
+  if (o.only && o.only.split(',').every((s) => s === 's9')) boots.shift();
+
+  let overlay = '';
+  for (const b of boots) {
+    const dir = path.join(results, b.name);
+    let img = image.LAB_IMAGE, format = 'raw', snapshot = true;
+    if (b.persistent) {
+      if (!overlay) {
+        overlay = path.join(results, 'reboot-overlay.qcow2');
+        const r = spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', image.LAB_IMAGE, '-F', 'raw', overlay], { stdio: 'inherit' });
+        if (r.status !== 0) throw new Error('qemu-img create failed');
+      }
+      img = overlay; format = 'qcow2'; snapshot = false;
+    }
+    const timeoutSec = o.timeout || (b.name === 'main' ? (o.mode === 'scenarios' ? 1500 : 600) : 420);
+    log(`boot ${b.name} (mode ${b.env.LAB_MODE}${b.env.LAB_ONLY ? `, only ${b.env.LAB_ONLY}` : ''}), timeout ${timeoutSec} s, console -> ${dir}/console.log`);
+    fs.mkdirSync(dir, { recursive: true });
+    const r = await boot({
+      img, format, snapshot, kernel: image.LAB_KERNEL, initrd: image.LAB_INITRD, resultsDir: dir, env: b.env,
+      timeoutSec, consoleLog: path.join(dir, 'console.log'), quiet: o.quiet,
+    });
+    log(`boot ${b.name} ended after ${r.seconds.toFixed(0)} s${r.timedOut ? ' (TIMEOUT)' : ''}`);
+    if (r.timedOut) anyTimeout = true;
+    const rep = readReport(dir);
+    if (!rep) {
+      rows.push({ name: `${b.name}:report`, status: 'fail', seconds: r.seconds, detail: `no report.json (qemu exit ${r.code}${r.timedOut ? ', timeout' : ''}); see ${dir}/console.log` });
+    } else {
+      for (const s of rep.scenarios) rows.push({ ...s, boot: b.name });
+      if (r.timedOut) rows.push({ name: `${b.name}:timeout`, status: 'fail', seconds: r.seconds, detail: 'boot timed out before finishing' });
+    }
+  }
+  if (overlay && !o.keep) fs.rmSync(overlay, { force: true });
+
+  const total = (Date.now() - T0) / 1000;
+  const w = Math.max(8, ...rows.map((r) => r.name.length));
+  const lines = [];
+  lines.push(`${'scenario'.padEnd(w)}  result  seconds`);
+  lines.push(`${'-'.repeat(w)}  ------  -------`);
+  for (const r of rows) lines.push(`${r.name.padEnd(w)}  ${r.status.toUpperCase().padEnd(6)}  ${Number(r.seconds).toFixed(1).padStart(7)}`);
+  lines.push('');
+  for (const r of rows.filter((x) => x.status === 'fail')) {
+    lines.push(`--- ${r.name} FAILED:`);
+    lines.push(String(r.detail || '').split('\n').map((l) => '    ' + l).join('\n'));
+  }
+  const notes = rows.filter((x) => x.notes && x.notes.length);
+  if (notes.length) {
+    lines.push('notes:');
+    for (const r of notes) for (const n of r.notes) lines.push(`  ${r.name}: ${n}`);
+  }
+  const failed = rows.filter((r) => r.status === 'fail').length;
+  const passed = rows.filter((r) => r.status === 'pass').length;
+  const skipped = rows.filter((r) => r.status === 'skip').length;
+  lines.push(`${passed} passed, ${failed} failed, ${skipped} skipped; image ${image.seconds.toFixed(0)} s; total ${total.toFixed(0)} s${anyTimeout ? '; TIMEOUT' : ''}`);
+  const text = lines.join('\n');
+  console.log('\n' + text);
+  fs.writeFileSync(path.join(results, 'summary.txt'), text + '\n');
+  fs.writeFileSync(path.join(results, 'summary.json'), JSON.stringify({ rows, imageSeconds: image.seconds, totalSeconds: total, timeout: anyTimeout, build: buildNote }, null, 2));
+  log(`results: ${results}`);
+  process.exitCode = failed || anyTimeout || rows.length === 0 ? 1 : 0;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e) => { console.error(e); process.exit(2); });
+}
