@@ -46,6 +46,9 @@ ip link add dummy0 type dummy
 ip addr add 10.99.0.1/24 dev dummy0
 ip addr add 10.99.0.2/24 dev dummy0
 ip link set dummy0 up
+# A local connection to .2 would leave from .1 (the interface's first address), and the
+# server tells its two roles apart by the client's address.
+ip route replace local 10.99.0.2 dev dummy0 table local proto kernel scope host src 10.99.0.2
 modprobe nfsd
 
 # --- exec log for mount helpers (root-only): records argv of every mount/umount/mount.cifs ---
@@ -53,9 +56,9 @@ for tool in /usr/bin/mount /usr/bin/umount /usr/sbin/mount.cifs; do
   base=$(basename "$tool")
   cp "$tool" "/run/lab/real-$base"
   cat > "/run/lab/wrap-$base" <<EOF
-#!/bin/sh
+#!/bin/bash
 { printf '%s pid=%s ppid=%s %s' "\$(cut -d' ' -f1 /proc/uptime)" "\$\$" "\$PPID" "$base"; for a in "\$@"; do printf ' [%s]' "\$a"; done; [ -n "\${PASSWD:-}" ] && printf ' (PASSWD env set)'; echo; } >> /run/lab/exec.log
-exec /run/lab/real-$base "\$@"
+exec -a "$tool" /run/lab/real-$base "\$@"
 EOF
   chmod 0755 "/run/lab/wrap-$base"
   mount --bind "/run/lab/wrap-$base" "$tool"
@@ -79,11 +82,16 @@ mount -t nfsd nfsd /proc/fs/nfsd
 # A short grace period: otherwise NFSv4 opens stall for 90 s after the server starts.
 echo 10 > /proc/fs/nfsd/nfsv4gracetime 2>/dev/null
 echo 10 > /proc/fs/nfsd/nfsv4leasetime 2>/dev/null
-# No crossmnt: rpc.mountd 2.6.2 segfaults at the first filehandle upcall for a crossmnt
-# export (seen under TCG), and knfsd then waits forever; nothing here needs submounts.
+# Exports, written here over the image's:
+# - no crossmnt: rpc.mountd 2.6.2 segfaults at the first filehandle upcall for a crossmnt
+#   export (seen under TCG), and knfsd then waits forever;
+# - an explicit NFSv4 root (fsid=0) per client address: once any export has fsid=0, mountd
+#   builds no pseudo-root for the others, and NFSv4 finds nothing. "/" for the plain server
+#   keeps v3 and v4 paths the same (/srv/nfs/...); /srv/efs is the "EFS" root, which like
+#   AWS's accepts clients from unprivileged ports (the EFS options include noresvport).
 cat > /etc/exports <<'EXPORTS'
-/srv/nfs   10.99.0.1(rw,sync,no_root_squash,no_subtree_check) 127.0.0.1(rw,sync,no_root_squash,no_subtree_check)
-/srv/efs   10.99.0.2(rw,sync,no_root_squash,no_subtree_check,fsid=0)
+/          10.99.0.1(rw,sync,no_root_squash,no_subtree_check,fsid=0) 127.0.0.1(rw,sync,no_root_squash,no_subtree_check,fsid=0)
+/srv/efs   10.99.0.2(rw,sync,no_root_squash,no_subtree_check,fsid=0,insecure)
 EXPORTS
 (
   ulimit -n 4096

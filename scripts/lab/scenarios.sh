@@ -35,7 +35,16 @@ mount_count() { awk -v p="$1" '$5 == p' /proc/self/mountinfo | wc -l; }
 net_mounts_of() {
   awk -v s="$1" '{ for (i = 7; $i != "-"; i++); t = $(i+1); src = $(i+2); if ((t ~ /^nfs/ || t == "cifs") && (substr(src, length(src) - length(s) + 1) == s)) print $5, t, src }' /proc/self/mountinfo
 }
-ctr_src() { docker inspect -f '{{range .Mounts}}{{if eq .Destination "/data"}}{{.Source}}{{end}}{{end}}' "$1"; }
+# The kernel mountpoint behind a container's /data: dockerd 20.10 leaves .Mounts[].Source
+# empty for some plugin volumes, so ask the volume (its Mountpoint comes from the driver's
+# Get) and strip a create=true subdirectory by walking up to the mount.
+ctr_src() {
+  local name mp
+  name=$(docker inspect -f '{{range .Mounts}}{{if eq .Destination "/data"}}{{.Name}}{{end}}{{end}}' "$1")
+  mp=$(docker volume inspect -f '{{.Mountpoint}}' "$name" 2>/dev/null)
+  while [ -n "$mp" ] && [ "$mp" != / ] && [ -z "$(mnt_of "$mp")" ]; do mp=$(dirname "$mp"); done
+  echo "$mp"
+}
 expect_file() { # PATH CONTENT
   [ -f "$1" ] || fail "expected file $1 on the server export, it is missing (dir: $(ls -la "$(dirname "$1")" 2>&1 | tr '\n' ' '))"
   local got; got=$(cat "$1")
