@@ -16,9 +16,4 @@ export class KeyedMutex {
       if (this.tails.get(key) === current) this.tails.delete(key);
     }
   }
-
-  /** Keys with work queued or running; for status and tests. */
-  busyKeys(): string[] {
-    return [...this.tails.keys()];
-  }
 }

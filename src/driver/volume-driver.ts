@@ -6,6 +6,7 @@ import type { ProtocolHandler } from '../protocols/protocol.js';
 import type { StateFile, VolumeRecord } from '../state/state-schema.js';
 import type { Mounter } from '../system/mounter.js';
 import { findMount, mountsBelow, type MountTable } from '../system/mount-table.js';
+import { maskSecretOptions } from '../protocols/secret-options.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { MountpointIndex } from './mountpoint-index.js';
 import { checkVolumeName, mountpointFor } from './volume-name.js';
@@ -71,10 +72,6 @@ export class VolumeDriver {
     } finally {
       this.listCache = undefined;
     }
-  }
-
-  get protocolName(): string {
-    return this.deps.protocol.protocol;
   }
 
   async create(name: string, options: Record<string, string>): Promise<void> {
@@ -207,7 +204,7 @@ export class VolumeDriver {
   }
 
   async unmount(name: string, id: string): Promise<void> {
-    const { state, logger, mountTable, mounter } = this.deps;
+    const { state, logger } = this.deps;
     await this.locks.run(name, async () => {
       const record = state.volumes[name];
       const index = record ? record.mountIds.lastIndexOf(id) : -1;
@@ -227,19 +224,7 @@ export class VolumeDriver {
         logger.info({ volume: name, id, mounts: record.mountIds.length, outcome: 'released' }, 'Volume unmount');
         return;
       }
-      const mountpoint = this.mountpoint(record);
-      if (findMount(await mountTable.list(), mountpoint)) {
-        try {
-          await mounter.unmount(mountpoint);
-        } catch (error) {
-          record.lastError = errorMessage(error);
-          throw error;
-        }
-      }
-      await this.removeEmptyDirectories(mountpoint);
-      record.mountIds.splice(index, 1);
-      delete record.mountedAt;
-      delete record.mountEpochs;
+      await this.unmountAndForget(record);
       // The kernel mount is gone whatever happens next; a failed save is repaired at the
       // next start, when the mount table shows the volume unmounted.
       await this.commit(name);
@@ -295,12 +280,7 @@ export class VolumeDriver {
           return { ...base, action: 'kept', reason: `mounted ${Math.round((askedAt.getTime() - lastMount) / 1000)} s ago; a container may be starting` };
         }
         if (dryRun) return { ...base, action: 'would release', reason: 'no running container uses it' };
-        const mountpoint = this.mountpoint(record);
-        if (findMount(await this.deps.mountTable.list(), mountpoint)) await this.deps.mounter.unmount(mountpoint);
-        await this.removeEmptyDirectories(mountpoint);
-        record.mountIds = [];
-        delete record.mountedAt;
-        delete record.mountEpochs;
+        await this.unmountAndForget(record);
         await this.commit(record.name);
         this.deps.logger.info({ volume: record.name, ids, outcome: 'released-stale' }, 'Released stale mount IDs: no running container uses the volume');
         return { ...base, action: 'released', reason: 'no running container uses it' };
@@ -316,10 +296,7 @@ export class VolumeDriver {
 
   /** What `docker volume inspect` shows under Status: secrets masked. */
   status(record: VolumeRecord): Record<string, unknown> {
-    const secret = new Set(this.deps.protocol.secretKeys);
-    const options = Object.fromEntries(
-      Object.entries(record.options).map(([key, value]) => [key, secret.has(key) ? '********' : value]),
-    );
+    const options = maskSecretOptions(record.options, this.deps.protocol.secretKeys);
     return {
       protocol: record.protocol,
       share: record.share,
@@ -345,6 +322,26 @@ export class VolumeDriver {
   private path(record: VolumeRecord): string {
     const mountpoint = this.mountpoint(record);
     return record.subdirectory !== undefined ? join(mountpoint, record.subdirectory) : mountpoint;
+  }
+
+  /**
+   * The last reference is gone: unmount if the kernel still has it, remove the empty
+   * mountpoint, and drop every mount ID. A failed umount changes nothing but lastError.
+   */
+  private async unmountAndForget(record: VolumeRecord): Promise<void> {
+    const mountpoint = this.mountpoint(record);
+    if (findMount(await this.deps.mountTable.list(), mountpoint)) {
+      try {
+        await this.deps.mounter.unmount(mountpoint);
+      } catch (error) {
+        record.lastError = errorMessage(error);
+        throw error;
+      }
+    }
+    await this.removeEmptyDirectories(mountpoint);
+    record.mountIds = [];
+    delete record.mountedAt;
+    delete record.mountEpochs;
   }
 
   /** A mount inside another mount would create directories on that server (and hide it). */

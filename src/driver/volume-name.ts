@@ -51,9 +51,3 @@ export function mountpointFor(root: string, name: string): string {
   }
   return target;
 }
-
-/** True when one path is the other or lies inside it. */
-export function pathsOverlap(a: string, b: string): boolean {
-  const inside = (child: string, parent: string) => child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
-  return a === b || inside(a, b) || inside(b, a);
-}

@@ -6,6 +6,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { BodyError, errorReply } from './error-reply.js';
 import { PLUGIN_CONTENT_TYPE } from './protocol.js';
 import { PreSerialized, type Route } from './routes.js';
+import { maskSecretOptions } from '../protocols/secret-options.js';
 
 export const BODY_LIMIT = '64kb';
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -111,8 +112,5 @@ export function maskSecrets(body: unknown, secretKeys: readonly string[]): unkno
   if (typeof body !== 'object' || body === null) return body;
   const opts = (body as { Opts?: unknown }).Opts;
   if (typeof opts !== 'object' || opts === null) return body;
-  const masked = Object.fromEntries(
-    Object.entries(opts).map(([key, value]) => [key, secretKeys.includes(key) ? '********' : value]),
-  );
-  return { ...body, Opts: masked };
+  return { ...body, Opts: maskSecretOptions(opts as Record<string, unknown>, secretKeys) };
 }
