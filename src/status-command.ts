@@ -1,42 +1,40 @@
 import { readdir } from 'node:fs/promises';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import type { StatusReport } from './http/admin-routes.js';
+import { SocketTimeoutError, socketRequest, type SocketReply } from './system/socket-request.js';
 
 export type StatusAnswer = { socket: string; report: StatusReport } | { socket: string; error: string };
 
+/** What a failed connection to a daemon's socket means for the person asking. */
+function connectionProblem(error: unknown): string {
+  if (error instanceof SocketTimeoutError) return `${error.message} (is the daemon hung?)`;
+  switch ((error as NodeJS.ErrnoException).code) {
+    case 'ENOENT':
+      return 'no such socket (is the daemon running?)';
+    case 'ECONNREFUSED':
+      return 'connection refused (stale socket: the daemon died)';
+    case 'EACCES':
+      return 'permission denied (run as root or as the socket group)';
+    default:
+      return (error as Error).message;
+  }
+}
+
 /** GET /netvol/status over one socket; errors are returned, not thrown. */
-export function fetchStatus(socket: string, timeoutMs = 3000): Promise<StatusAnswer> {
-  return new Promise((resolve) => {
-    const req = request({ socketPath: socket, path: '/netvol/status', method: 'GET', timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.on('data', (chunk) => (body += String(chunk)));
-      res.on('end', () => {
-        try {
-          const report = JSON.parse(body) as StatusReport;
-          if (res.statusCode === 200 && typeof report.driver === 'string') return resolve({ socket, report });
-        } catch {
-          // Not JSON: another kind of plugin.
-        }
-        resolve({ socket, error: `not a netvol daemon (HTTP ${res.statusCode})` });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s (is the daemon hung?)`)));
-    req.on('error', (error: NodeJS.ErrnoException) =>
-      resolve({
-        socket,
-        error:
-          error.code === 'ENOENT'
-            ? 'no such socket (is the daemon running?)'
-            : error.code === 'ECONNREFUSED'
-              ? 'connection refused (stale socket: the daemon died)'
-              : error.code === 'EACCES'
-                ? 'permission denied (run as root or as the socket group)'
-                : error.message,
-      }),
-    );
-    req.end();
-  });
+export async function fetchStatus(socket: string, timeoutMs = 3000): Promise<StatusAnswer> {
+  let reply: SocketReply;
+  try {
+    reply = await socketRequest(socket, '/netvol/status', { timeoutMs });
+  } catch (error) {
+    return { socket, error: connectionProblem(error) };
+  }
+  try {
+    const report = JSON.parse(reply.text) as StatusReport;
+    if (reply.status === 200 && typeof report.driver === 'string') return { socket, report };
+  } catch {
+    // Not JSON: another kind of plugin.
+  }
+  return { socket, error: `not a netvol daemon (HTTP ${reply.status})` };
 }
 
 /** Every *.sock in the plugin directory: netvol daemons answer /netvol/status, others do not. */
@@ -115,24 +113,20 @@ export async function statusCommand(options: { sockets: string[]; json: boolean;
 }
 
 /** `netvol release-stale`: POST /netvol/release-stale and print one line per volume. */
-export function releaseStaleCommand(socket: string, dryRun: boolean): Promise<StatusOutcome> {
-  return new Promise((resolve) => {
-    const req = request({ socketPath: socket, path: '/netvol/release-stale', method: 'POST', timeout: 120_000 }, (res) => {
-      let body = '';
-      res.on('data', (chunk) => (body += String(chunk)));
-      res.on('end', () => {
-        let parsed: { results?: Array<{ volume: string; ids: string[]; action: string; reason: string }>; Err?: string };
-        try {
-          parsed = JSON.parse(body) as typeof parsed;
-        } catch {
-          return resolve({ output: `${socket}: not a netvol daemon (HTTP ${res.statusCode})\n`, exitCode: 1 });
-        }
-        if (parsed.Err !== undefined || !parsed.results) return resolve({ output: `netvol: ${parsed.Err ?? 'no results'}\n`, exitCode: 1 });
-        const lines = parsed.results.map((r) => `${r.volume}: ${r.action} ${r.ids.length} mount ID(s) (${r.reason})`);
-        resolve({ output: `${lines.length > 0 ? lines.join('\n') : 'no volume holds a mount ID that no running container uses'}\n`, exitCode: 0 });
-      });
-    });
-    req.on('error', (error) => resolve({ output: `${socket}: ${error.message} (is the daemon running?)\n`, exitCode: 1 }));
-    req.end(JSON.stringify({ dryRun }));
-  });
+export async function releaseStaleCommand(socket: string, dryRun: boolean): Promise<StatusOutcome> {
+  let reply: SocketReply;
+  try {
+    reply = await socketRequest(socket, '/netvol/release-stale', { method: 'POST', body: JSON.stringify({ dryRun }), timeoutMs: 120_000 });
+  } catch (error) {
+    return { output: `${socket}: ${connectionProblem(error)}\n`, exitCode: 1 };
+  }
+  let parsed: { results?: Array<{ volume: string; ids: string[]; action: string; reason: string }>; Err?: string };
+  try {
+    parsed = JSON.parse(reply.text) as typeof parsed;
+  } catch {
+    return { output: `${socket}: not a netvol daemon (HTTP ${reply.status})\n`, exitCode: 1 };
+  }
+  if (parsed.Err !== undefined || !parsed.results) return { output: `netvol: ${parsed.Err ?? 'no results'}\n`, exitCode: 1 };
+  const lines = parsed.results.map((r) => `${r.volume}: ${r.action} ${r.ids.length} mount ID(s) (${r.reason})`);
+  return { output: `${lines.length > 0 ? lines.join('\n') : 'no volume holds a mount ID that no running container uses'}\n`, exitCode: 0 };
 }

@@ -1,4 +1,4 @@
-import { request } from 'node:http';
+import { SocketTimeoutError, socketRequest, type SocketReply } from './socket-request.js';
 
 export interface DockerApiOptions {
   readonly socket: string;
@@ -11,28 +11,25 @@ export class DockerApiError extends Error {
 }
 
 /** GET a Docker Engine API path over its Unix socket; JSON in, JSON out. */
-export function dockerGet(options: DockerApiOptions, path: string): Promise<unknown> {
+export async function dockerGet(options: DockerApiOptions, path: string): Promise<unknown> {
   const prefix = options.apiVersion ? `/v${options.apiVersion.replace(/^v/, '')}` : '';
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { socketPath: options.socket, path: `${prefix}${path}`, method: 'GET', timeout: options.timeoutMs ?? 10_000 },
-      (res) => {
-        let body = '';
-        res.on('data', (chunk) => (body += String(chunk)));
-        res.on('end', () => {
-          if (res.statusCode !== 200) return reject(new DockerApiError(`dockerd answered HTTP ${res.statusCode}: ${body.trim().slice(0, 200)}`));
-          try {
-            resolve(JSON.parse(body));
-          } catch {
-            reject(new DockerApiError('dockerd answered with something that is not JSON'));
-          }
-        });
-      },
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  let reply: SocketReply;
+  try {
+    reply = await socketRequest(options.socket, `${prefix}${path}`, { timeoutMs });
+  } catch (error) {
+    throw new DockerApiError(
+      error instanceof SocketTimeoutError
+        ? `dockerd did not answer within ${timeoutMs / 1000} s`
+        : `cannot reach dockerd at ${options.socket}: ${(error as Error).message}`,
     );
-    req.on('timeout', () => req.destroy(new DockerApiError(`dockerd did not answer within ${(options.timeoutMs ?? 10_000) / 1000} s`)));
-    req.on('error', (error) => reject(error instanceof DockerApiError ? error : new DockerApiError(`cannot reach dockerd at ${options.socket}: ${error.message}`)));
-    req.end();
-  });
+  }
+  if (reply.status !== 200) throw new DockerApiError(`dockerd answered HTTP ${reply.status}: ${reply.text.trim().slice(0, 200)}`);
+  try {
+    return JSON.parse(reply.text);
+  } catch {
+    throw new DockerApiError('dockerd answered with something that is not JSON');
+  }
 }
 
 interface ContainerSummary {
