@@ -37,8 +37,13 @@ export class CommandTimeoutError extends Error {
   constructor(
     readonly command: Command,
     readonly timeoutMs: number,
+    /** It outlived SIGKILL (stuck in the kernel, or a child that left its process group). */
+    readonly abandoned = false,
   ) {
-    super(`${command.file} did not finish within ${timeoutMs / 1000} s and was killed`);
+    super(
+      `${command.file} did not finish within ${timeoutMs / 1000} s and was killed` +
+        (abandoned ? ' (it did not exit after SIGKILL; netvol stopped waiting for it)' : ''),
+    );
   }
 }
 
@@ -59,6 +64,9 @@ function firstLines(text: string): string {
  * the tool's stderr only.
  */
 export class ExecaCommandRunner implements CommandRunner {
+  /** How long to wait for a killed command to exit before giving up on it. */
+  constructor(private readonly killGraceMs = 5000) {}
+
   async run(command: Command, options: RunOptions): Promise<CommandResult> {
     // mount(8) forks mount.nfs/mount.cifs, which would survive a kill of mount alone and keep
     // the output pipes open: each command gets its own process group, killed as a whole.
@@ -74,11 +82,23 @@ export class ExecaCommandRunner implements CommandRunner {
       extendEnv: false,
     });
     let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      killGroup(subprocess.pid);
-    }, options.timeoutMs);
-    const result = await subprocess.finally(() => clearTimeout(timer));
+    let graceTimer: NodeJS.Timeout | undefined;
+    // A process in an uninterruptible NFS wait, or a helper that escaped the process group
+    // and holds the output pipes, would keep `await subprocess` pending for ever and with it
+    // the volume's lock and dockerd's request: past the grace, stop waiting.
+    const abandoned = new Promise<'abandoned'>((resolve) => {
+      const timer = setTimeout(() => {
+        timedOut = true;
+        killGroup(subprocess.pid);
+        graceTimer = setTimeout(() => resolve('abandoned'), this.killGraceMs);
+      }, options.timeoutMs);
+      void subprocess.finally(() => {
+        clearTimeout(timer);
+        clearTimeout(graceTimer);
+      });
+    });
+    const result = await Promise.race([subprocess, abandoned]);
+    if (result === 'abandoned') throw new CommandTimeoutError(command, options.timeoutMs, true);
     if (timedOut) throw new CommandTimeoutError(command, options.timeoutMs);
     if (result.failed) {
       const code = (result as { code?: string }).code;
