@@ -153,7 +153,7 @@ async function run(partial: Omit<DaemonConfig, 'nfs' | 'cifs' | 'efs'> & Partial
   const config = parsed.data;
   const logger = createLogger({ verbose: config.verbose, format: config.logFormat });
   logger.info({ version: VERSION, protocol: config.protocol, driver: config.name }, 'netvol starting');
-  const daemon = await startDaemon(config, { logger });
+  const daemon = await startDaemon(config, { logger, notifySocket: env['NOTIFY_SOCKET'] });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -20,6 +20,7 @@ import { ExecaCommandRunner, type CommandRunner } from './system/command-runner.
 import { ProcMountTable, type MountTable } from './system/mount-table.js';
 import { CommandMounter } from './system/mounter.js';
 import { activateInDocker } from './system/docker-activation.js';
+import { notifySystemdReady } from './system/systemd-notify.js';
 import { volumesInUse } from './system/docker-api.js';
 import { addAdminRoutes } from './http/admin-routes.js';
 import { createServer } from 'node:http';
@@ -31,6 +32,8 @@ export interface DaemonDeps {
   readonly store?: StateStore;
   readonly bootId?: () => Promise<string>;
   readonly clock?: () => Date;
+  /** $NOTIFY_SOCKET when started by systemd (Type=notify): told once everything listens. */
+  readonly notifySocket?: string | undefined;
 }
 
 export interface RunningDaemon {
@@ -184,6 +187,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     });
     logger.info({ address: metricsServer.address() }, 'Serving Prometheus metrics on /metrics');
   }
+  await notifySystemdReady({ notifySocket: deps.notifySocket, pid: process.pid }, runner, logger);
   const activation = config.activate
     ? activateInDocker({ dockerSocket: config.dockerSocket, driver: config.name, apiVersion: config.dockerApiVersion }, logger)
     : undefined;

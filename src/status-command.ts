@@ -106,7 +106,7 @@ export async function statusCommand(options: { sockets: string[]; json: boolean;
   if (reports.length === 0) {
     const where = options.sockets.length > 0 ? options.sockets.join(', ') : 'the plugin directory (no sockets there)';
     parts.push(
-      `no netvol daemon answered at ${where}.\nCheck that it runs (systemctl status netvol, or start it: netvol nfs), that you are root, and the --socket path.\n`,
+      `no netvol daemon answered at ${where}.\nCheck that it runs (systemctl status 'netvol@*', or start it: netvol nfs), that you are root, and the --socket path.\n`,
     );
   }
   return { output: parts.join('\n'), exitCode: reports.length > 0 && (!options.explicit || relevantFailures.length === 0) ? 0 : 1 };

@@ -42,7 +42,7 @@ describe('netvol status output', () => {
     const outcome = await statusCommand({ sockets: ['/nonexistent/netvol.sock'], json: false, explicit: true, now: NOW });
     expect(outcome.exitCode).toBe(1);
     expect(outcome.output).toBe(
-      '/nonexistent/netvol.sock: no such socket (is the daemon running?)\n\nno netvol daemon answered at /nonexistent/netvol.sock.\nCheck that it runs (systemctl status netvol, or start it: netvol nfs), that you are root, and the --socket path.\n',
+      '/nonexistent/netvol.sock: no such socket (is the daemon running?)\n\nno netvol daemon answered at /nonexistent/netvol.sock.\nCheck that it runs (systemctl status \'netvol@*\', or start it: netvol nfs), that you are root, and the --socket path.\n',
     );
   });
 });
