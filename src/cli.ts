@@ -52,6 +52,12 @@ function commonOptions(y: Argv) {
       default: DEFAULT_MOUNT_TIMEOUT_SECONDS,
       describe: 'Seconds a mount/umount may take before it is killed and the call fails (keep it under 30: dockerd gives up on plugins after that)',
     })
+    .option('unmount-delay', {
+      type: 'number',
+      default: 3,
+      describe:
+        'Seconds a share stays mounted after the last container lets go, reused if a container mounts it meanwhile (docker run mounts a new volume twice: to copy the image data, then for the container); 0 unmounts at once',
+    })
     .option('verbose', { type: 'boolean', default: false, describe: 'Log every Docker call (debug level)' })
     .option('log-format', { choices: ['json', 'pretty'] as const, default: 'json' as const, describe: 'JSON lines (for journald/collectors) or one readable line per event' })
     .option('socket-group', { type: 'number', describe: 'Numeric group that may also use the socket (mode 0660)' })
@@ -126,6 +132,7 @@ function baseConfig(protocol: Protocol, argv: Common): Omit<DaemonConfig, 'nfs' 
     basedir: argv.basedir,
     stateDir: argv['state-dir'],
     mountTimeoutSeconds: argv['mount-timeout'],
+    unmountDelaySeconds: argv['unmount-delay'],
     verbose: argv.verbose,
     logFormat: argv['log-format'],
     socketGroup: argv['socket-group'],

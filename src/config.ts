@@ -19,6 +19,8 @@ export const daemonConfig = z.object({
   basedir: z.string().min(1),
   stateDir: z.string().min(1),
   mountTimeoutSeconds: z.number().positive().max(3600),
+  /** How long a share stays mounted after its last Unmount, in case a Mount follows at once. */
+  unmountDelaySeconds: z.number().min(0).max(3600).default(3),
   verbose: z.boolean(),
   logFormat: z.enum(['json', 'pretty']),
   socketGroup: z.number().int().nonnegative().optional(),

@@ -106,6 +106,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     commit: (volumes) => committer.commit(volumes),
     clock,
     logger: logger.child({ component: 'driver' }),
+    unmountDelayMs: config.unmountDelaySeconds * 1000,
   });
   const info = {
     driver: config.name,
@@ -211,6 +212,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       activation?.stop();
       if (metricsServer) await closeServer(metricsServer);
       await closeServer(server, config.tcp ? undefined : config.socket);
+      // No call can come any more: shares kept for the unmount delay go now.
+      await driver.unmountLingering();
       if (specFile) await unlink(specFile).catch(() => undefined);
       await committer.commit();
     },

@@ -40,6 +40,12 @@ export interface DriverDeps {
   readonly commit: (volumes: readonly string[]) => Promise<void>;
   readonly clock: () => Date;
   readonly logger: Logger;
+  /**
+   * The last Unmount leaves the share mounted this long (0: unmounts at once). dockerd mounts
+   * a new volume, copies the image's files into it, unmounts it and mounts it again for the
+   * container: the delay turns that second mount into a reuse.
+   */
+  readonly unmountDelayMs?: number;
 }
 
 /**
@@ -52,6 +58,8 @@ export class VolumeDriver {
   /** List's reply as text; dockerd lists often and 10,000 volumes take milliseconds to serialise. */
   private listCache: string | undefined;
   private mountpoints: MountpointIndex | undefined;
+  /** Volumes whose last Unmount came; their share stays mounted until the timer fires. */
+  private readonly lingering = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly deps: DriverDeps) {}
 
@@ -127,6 +135,7 @@ export class VolumeDriver {
           `volume '${name}' is still mounted for ${n} container mount${n === 1 ? '' : 's'}; stop the container${n === 1 ? '' : 's'} using it first`,
         );
       }
+      if (this.cancelLinger(name)) await this.unmountAndForget(record);
       delete state.volumes[name];
       this.index().remove(this.mountpoint(record));
       try {
@@ -145,6 +154,7 @@ export class VolumeDriver {
     const { state, logger, mountTable, mounter, protocol } = this.deps;
     return this.locks.run(name, async () => {
       const record = this.require(name);
+      this.cancelLinger(name);
       const mountpoint = this.mountpoint(record);
       const path = this.path(record);
       const entries = await mountTable.list();
@@ -224,12 +234,69 @@ export class VolumeDriver {
         logger.info({ volume: name, id, mounts: record.mountIds.length, outcome: 'released' }, 'Volume unmount');
         return;
       }
+      const delayMs = this.deps.unmountDelayMs ?? 0;
+      if (delayMs > 0) {
+        // The reference is gone now (state says unmounted); only the kernel mount waits.
+        const before = { mountIds: record.mountIds, mountedAt: record.mountedAt, mountEpochs: record.mountEpochs };
+        record.mountIds = [];
+        delete record.mountedAt;
+        delete record.mountEpochs;
+        await this.commit(name).catch((error: unknown) => {
+          Object.assign(record, before);
+          throw error;
+        });
+        this.linger(name, delayMs);
+        logger.info({ volume: name, id, mounts: 0, outcome: 'released', unmountInMs: delayMs }, 'Volume unmount');
+        return;
+      }
       await this.unmountAndForget(record);
       // The kernel mount is gone whatever happens next; a failed save is repaired at the
       // next start, when the mount table shows the volume unmounted.
       await this.commit(name);
       logger.info({ volume: name, id, mounts: 0, outcome: 'unmounted' }, 'Volume unmount');
     });
+  }
+
+  /** Unmounts every share still waiting out its unmount delay (the daemon is stopping). */
+  async unmountLingering(): Promise<void> {
+    const names = [...this.lingering.keys()];
+    for (const name of names) clearTimeout(this.lingering.get(name));
+    this.lingering.clear();
+    await Promise.all(names.map((name) => this.finishLinger(name)));
+  }
+
+  private linger(name: string, delayMs: number): void {
+    this.cancelLinger(name);
+    const timer = setTimeout(() => {
+      this.lingering.delete(name);
+      void this.finishLinger(name);
+    }, delayMs);
+    timer.unref();
+    this.lingering.set(name, timer);
+  }
+
+  /** True when the volume's share was waiting out its unmount delay. */
+  private cancelLinger(name: string): boolean {
+    const timer = this.lingering.get(name);
+    if (timer === undefined) return false;
+    clearTimeout(timer);
+    this.lingering.delete(name);
+    return true;
+  }
+
+  private async finishLinger(name: string): Promise<void> {
+    await this.locks
+      .run(name, async () => {
+        const record = this.deps.state.volumes[name];
+        // Mounted again meanwhile, or removed (Remove unmounts it itself).
+        if (!record || record.mountIds.length > 0) return;
+        await this.unmountAndForget(record);
+        await this.commit(name);
+        this.deps.logger.info({ volume: name, mounts: 0, outcome: 'unmounted' }, 'Volume unmount (after the unmount delay)');
+      })
+      .catch((error: unknown) => {
+        this.deps.logger.warn({ volume: name, err: errorMessage(error) }, 'Unmount after the unmount delay failed; the next Mount reuses the share, Remove retries');
+      });
   }
 
   /** Mountpoint while mounted, '' otherwise (allowed by the protocol). */

@@ -153,6 +153,7 @@ export interface DriverFixture {
 export async function driverFixture(
   protocol: ProtocolHandler = nfsProtocol({ version: '4' }),
   timeoutMs = 200,
+  unmountDelayMs = 0,
 ): Promise<DriverFixture> {
   const dir = await tempDir();
   const table = new FakeMountTable();
@@ -172,6 +173,7 @@ export async function driverFixture(
     commit: () => committer.commit(),
     clock: () => new Date('2026-01-02T03:04:05.000Z'),
     logger,
+    unmountDelayMs,
   });
   return { driver, runner, table, store, state, root, lines, cleanup: dir.cleanup };
 }

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readFile, stat, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { cifsProtocol } from '../../src/protocols/cifs.js';
 import { CommandFailedError } from '../../src/system/command-runner.js';
 import { driverFixture, type DriverFixture } from '../support/fakes.js';
@@ -186,6 +186,68 @@ describe('VolumeDriver', () => {
       await expect(f.driver.mount('other', ID_B)).resolves.toBe(join(f.root, 'other'));
       expect(f.driver.get('pg').Name).toBe('pg');
       await hung;
+    });
+  });
+
+  describe('unmount delay', () => {
+    let d: DriverFixture;
+    beforeEach(async () => {
+      d = await driverFixture(undefined, 200, 3000);
+      await d.driver.create('pg', SHARE);
+    });
+    afterEach(async () => {
+      vi.useRealTimers();
+      await d.cleanup();
+    });
+
+    it('keeps the share after the last Unmount and reuses it for a Mount within the delay', async () => {
+      // dockerd's docker run: Mount to copy the image data, Unmount, Mount for the container.
+      await d.driver.mount('pg', ID_A);
+      await d.driver.unmount('pg', ID_A);
+      expect(d.runner.umounts()).toHaveLength(0);
+      expect(d.driver.get('pg').Status).toMatchObject({ mounted: false, mounts: 0 });
+      expect(d.store.last()?.volumes['pg']?.mountIds).toEqual([]);
+      await d.driver.mount('pg', ID_B);
+      expect(d.runner.mounts()).toHaveLength(1);
+      expect(d.store.last()?.volumes['pg']?.mountIds).toEqual([ID_B]);
+    });
+
+    it('unmounts once the delay has passed with no Mount', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      const path = await d.driver.mount('pg', ID_A);
+      await d.driver.unmount('pg', ID_A);
+      await vi.advanceTimersByTimeAsync(2900);
+      expect(d.runner.umounts()).toHaveLength(0);
+      await vi.advanceTimersByTimeAsync(200);
+      await vi.waitFor(() => expect(d.runner.umounts()).toEqual([{ file: 'umount', args: ['--', path] }]));
+      await vi.advanceTimersByTimeAsync(100);
+      await vi.waitFor(() => expect(d.lines.join('\n')).toContain('after the unmount delay'));
+    });
+
+    it('a Mount within the delay cancels the pending unmount for good', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      await d.driver.mount('pg', ID_A);
+      await d.driver.unmount('pg', ID_A);
+      await d.driver.mount('pg', ID_B);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(d.runner.umounts()).toHaveLength(0);
+      expect(d.driver.get('pg').Status).toMatchObject({ mounted: true, mounts: 1 });
+    });
+
+    it('Remove unmounts a share waiting out its delay before forgetting the volume', async () => {
+      const path = await d.driver.mount('pg', ID_A);
+      await d.driver.unmount('pg', ID_A);
+      await d.driver.remove('pg');
+      expect(d.runner.umounts()).toEqual([{ file: 'umount', args: ['--', path] }]);
+      expect(d.table.entries.some((e) => e.mountPoint === path)).toBe(false);
+      expect(d.store.last()?.volumes['pg']).toBeUndefined();
+    });
+
+    it('a stopping daemon unmounts the shares still waiting', async () => {
+      await d.driver.mount('pg', ID_A);
+      await d.driver.unmount('pg', ID_A);
+      await d.driver.unmountLingering();
+      expect(d.runner.umounts()).toHaveLength(1);
     });
   });
 

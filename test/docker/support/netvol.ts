@@ -73,6 +73,8 @@ export async function startNetvol(config: NetvolConfig): Promise<Netvol> {
     '--state-dir', config.stateDir,
     '--basedir', config.basedir,
     '--mount-timeout', '20',
+    // Tests look at the mount table right after dockerd's last Unmount.
+    ...(config.extraArgs.includes('--unmount-delay') ? [] : ['--unmount-delay', '0']),
     '--verbose',
     '--log-format', 'json',
     ...(config.dockerSocket && !config.extraArgs.includes('--docker-socket') ? ['--docker-socket', config.dockerSocket] : []),
