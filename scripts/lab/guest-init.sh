@@ -45,10 +45,13 @@ modprobe dummy numdummies=0 2>/dev/null
 ip link add dummy0 type dummy
 ip addr add 10.99.0.1/24 dev dummy0
 ip addr add 10.99.0.2/24 dev dummy0
+# .3: a server that a scenario makes die (its packets dropped) while a volume is mounted.
+ip addr add 10.99.0.3/24 dev dummy0
 ip link set dummy0 up
 # A local connection to .2 would leave from .1 (the interface's first address), and the
 # server tells its two roles apart by the client's address.
 ip route replace local 10.99.0.2 dev dummy0 table local proto kernel scope host src 10.99.0.2
+ip route replace local 10.99.0.3 dev dummy0 table local proto kernel scope host src 10.99.0.3
 modprobe nfsd
 
 # --- exec log for mount helpers (root-only): records argv of every mount/umount/mount.cifs ---
@@ -66,6 +69,11 @@ done
 touch /run/lab/exec.log; chmod 0600 /run/lab/exec.log
 
 start_docker() {
+  # The managed plugin, created on the host (scripts/lab/plugin-store.sh) and attached as a
+  # second disk (a throwaway snapshot): dockerd loads its plugin store at start.
+  if [ -b /dev/vdb ] && ! mountpoint -q /var/lib/docker/plugins; then
+    mkdir -p /var/lib/docker/plugins && mount /dev/vdb /var/lib/docker/plugins
+  fi
   (containerd > /var/log/containerd.log 2>&1 &)
   (dockerd --host unix:///run/docker.sock > /var/log/dockerd.log 2>&1 &)
 }
@@ -90,7 +98,7 @@ echo 10 > /proc/fs/nfsd/nfsv4leasetime 2>/dev/null
 #   keeps v3 and v4 paths the same (/srv/nfs/...); /srv/efs is the "EFS" root, which like
 #   AWS's accepts clients from unprivileged ports (the EFS options include noresvport).
 cat > /etc/exports <<'EXPORTS'
-/          10.99.0.1(rw,sync,no_root_squash,no_subtree_check,fsid=0) 127.0.0.1(rw,sync,no_root_squash,no_subtree_check,fsid=0)
+/          10.99.0.1(rw,sync,no_root_squash,no_subtree_check,fsid=0) 127.0.0.1(rw,sync,no_root_squash,no_subtree_check,fsid=0) 10.99.0.3(rw,sync,no_root_squash,no_subtree_check,fsid=0)
 /srv/efs   10.99.0.2(rw,sync,no_root_squash,no_subtree_check,fsid=0,insecure)
 EXPORTS
 (

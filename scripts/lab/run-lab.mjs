@@ -6,7 +6,7 @@
 // dockerd and run scripts/lab/scenarios.sh, then prints the report and exits non-zero on any
 // failure or timeout.
 //
-// Usage: node scripts/lab/run-lab.mjs [--mode scenarios|smoke|demo] [--only s1a,s3] [--no-reboot]
+// Usage: node scripts/lab/run-lab.mjs [--mode scenarios|smoke|demo|bench] [--only s1a,s3] [--no-reboot]
 //                                     [--timeout SECONDS] [--results DIR] [--keep]
 // Environment: NETVOL_LAB_CACHE (image cache dir, default /var/cache/netvol-lab),
 //              NETVOL_LAB_MEM (MiB, default 2048), NETVOL_LAB_CPUS (default 2).
@@ -32,7 +32,7 @@ function parseArgs(argv) {
     else if (a === '--keep') o.keep = true;
     else if (a === '--quiet') o.quiet = true;
     else if (a === '-h' || a === '--help') {
-      console.log('usage: run-lab.mjs [--mode scenarios|smoke|demo] [--only s1a,s3] [--no-reboot] [--timeout S] [--results DIR]');
+      console.log('usage: run-lab.mjs [--mode scenarios|smoke|demo|bench] [--only s1a,s3] [--no-reboot] [--timeout S] [--results DIR]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -80,7 +80,7 @@ export function ensureBuild() {
 }
 
 // Boot the guest once. Resolves with { code, timedOut, seconds }.
-export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, resultsDir, env, timeoutSec, consoleLog, quiet, onLine }) {
+export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, resultsDir, env, timeoutSec, consoleLog, quiet, onLine, pluginDir }) {
   fs.mkdirSync(resultsDir, { recursive: true });
   fs.writeFileSync(path.join(resultsDir, 'lab.env'),
     Object.entries(env).map(([k, v]) => `${k}='${String(v).replace(/'/g, '')}'`).join('\n') + '\n');
@@ -95,6 +95,8 @@ export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, res
     '-drive', `file=${img},format=${format},if=virtio,cache=unsafe${snapshot ? ',snapshot=on' : ''}`,
     '-virtfs', `local,path=${REPO},mount_tag=host0,security_model=none,id=host0`,
     '-virtfs', `local,path=${resultsDir},mount_tag=results,security_model=none,id=results`,
+    // The managed plugin's store (scripts/lab/plugin-store.sh), a second disk: /dev/vdb.
+    ...(pluginDir ? ['-drive', `file=${path.join(pluginDir, 'plugins.img')},format=raw,if=virtio,cache=unsafe,snapshot=on`] : []),
     '-device', 'virtio-rng-pci',
   ];
   const t0 = Date.now();
@@ -145,6 +147,40 @@ export function resultsRoot() {
   return path.join(os.tmpdir(), `netvol-lab-${stamp}`);
 }
 
+/**
+ * The managed plugin, built on the host by scripts/build-plugin.sh (its base rootfs is cached
+ * like the guest image) and created there by a private dockerd (scripts/lab/plugin-store.sh);
+ * the guest's dockerd gets that plugin store. A failure is not fatal here: s13 then fails.
+ */
+function buildPlugin() {
+  const cache = process.env.NETVOL_PLUGIN_CACHE || '/var/cache/netvol-plugin';
+  const out = path.join(cache, 'plugin-lab');
+  const store = path.join(cache, 'store-lab');
+  const t0 = Date.now();
+  log('building the managed plugin (scripts/build-plugin.sh, then docker plugin create on the host)');
+  const run = (args) => spawnSync('bash', args, { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] }).status;
+  const status = run([path.join(REPO, 'scripts', 'build-plugin.sh'), '--out', out]);
+  const created = status === 0 ? run([path.join(REPO, 'scripts', 'lab', 'plugin-store.sh'), out, 'netvol:lab', store]) : status;
+  if (created !== 0) {
+    log(`managed plugin build or create failed (exit ${created}): s13 will fail`);
+    return undefined;
+  }
+  log(`managed plugin built and created in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${store}`);
+  return store;
+}
+
+/** The lab benchmark's table to the console, its JSON next to the host benchmark's. */
+function keepBenchResults(dir) {
+  const json = path.join(dir, 'bench-lab.json');
+  if (!fs.existsSync(json)) return;
+  const text = fs.readFileSync(path.join(dir, 'bench-lab.txt'), 'utf8');
+  console.log('\n' + text);
+  const target = path.join(REPO, 'bench', 'results', `lab-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}.json`);
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  fs.copyFileSync(json, target);
+  log(`benchmark JSON: ${target}`);
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const T0 = Date.now();
@@ -155,6 +191,8 @@ async function main() {
   log(buildNote);
   const image = buildImage();
   log(`image ready in ${image.seconds.toFixed(0)} s: ${image.LAB_IMAGE}`);
+
+  const pluginDir = o.mode === 'scenarios' && (!o.only || o.only.split(',').some((s) => s === 's13' || s.startsWith('s13_'))) ? buildPlugin() : undefined;
 
   const rows = [];
   let anyTimeout = false;
@@ -181,11 +219,11 @@ async function main() {
       }
       img = overlay; format = 'qcow2'; snapshot = false;
     }
-    const timeoutSec = o.timeout || (b.name === 'main' ? (o.mode === 'scenarios' ? 1500 : 600) : 420);
+    const timeoutSec = o.timeout || (b.name === 'main' ? (o.mode === 'scenarios' ? 2400 : o.mode === 'bench' ? 1500 : 600) : 420);
     log(`boot ${b.name} (mode ${b.env.LAB_MODE}${b.env.LAB_ONLY ? `, only ${b.env.LAB_ONLY}` : ''}), timeout ${timeoutSec} s, console -> ${dir}/console.log`);
     fs.mkdirSync(dir, { recursive: true });
     const r = await boot({
-      img, format, snapshot, kernel: image.LAB_KERNEL, initrd: image.LAB_INITRD, resultsDir: dir, env: b.env,
+      img, format, snapshot, kernel: image.LAB_KERNEL, initrd: image.LAB_INITRD, resultsDir: dir, env: b.env, pluginDir: b.name === 'main' ? pluginDir : undefined,
       timeoutSec, consoleLog: path.join(dir, 'console.log'), quiet: o.quiet,
     });
     log(`boot ${b.name} ended after ${r.seconds.toFixed(0)} s${r.timedOut ? ' (TIMEOUT)' : ''}`);
@@ -199,6 +237,7 @@ async function main() {
     }
   }
   if (overlay && !o.keep) fs.rmSync(overlay, { force: true });
+  if (o.mode === 'bench') keepBenchResults(path.join(results, 'main'));
 
   const total = (Date.now() - T0) / 1000;
   const w = Math.max(8, ...rows.map((r) => r.name.length));
