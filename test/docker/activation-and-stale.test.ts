@@ -20,7 +20,8 @@ describeDocker('netvol and the Docker API: activation for Swarm, release of stal
   const volumeDrivers = async () => JSON.parse(await tier.dockerOk(['info', '--format', '{{json .Plugins.Volume}}'])) as string[];
 
   beforeAll(async () => {
-    tier = await Tier.start('activation');
+    // Started without activation, so the first test sees dockerd before and after netvol asks.
+    tier = await Tier.start('activation', { activate: false });
     exportsRoot = join(tier.root, 'exports');
     await mkdir(join(exportsRoot, 'used'), { recursive: true });
     await mkdir(join(exportsRoot, 'stale'), { recursive: true });
@@ -32,6 +33,7 @@ describeDocker('netvol and the Docker API: activation for Swarm, release of stal
 
   it('asks dockerd to activate it at start, so Swarm can place tasks without a manual docker volume ls', async () => {
     expect(await volumeDrivers()).not.toContain(tier.driver);
+    tier.netvolConfig.extraArgs.splice(tier.netvolConfig.extraArgs.indexOf('--no-activate'), 1);
     tier.netvolConfig.extraArgs.push(
       '--docker-socket', dockerdDirs(tier.root).socket,
       '--mount-command', await writeBindMountCommand(join(tier.root, 'bin'), exportsRoot),

@@ -37,9 +37,11 @@ export class Tier {
    * `bindMounts`: the daemon mounts through a bind-mount stand-in for mount(8) instead of
    * failing, so containers really get the (local) share.
    */
-  static async start(label: string, { bindMounts = false }: { bindMounts?: boolean } = {}): Promise<Tier> {
+  static async start(label: string, { bindMounts = false, activate = true }: { bindMounts?: boolean; activate?: boolean } = {}): Promise<Tier> {
     const tier = new Tier(await makeTempDir(`netvol-${label}`), randomBytes(3).toString('hex'));
     try {
+      // netvol starts before dockerd and keeps asking it to activate the driver until it can.
+      if (!activate) tier.netvolConfig.extraArgs.push('--no-activate');
       if (bindMounts) {
         await mkdir(tier.exportsRoot, { recursive: true });
         const command = await writeBindMountCommand(join(tier.root, 'bin'), tier.exportsRoot);
