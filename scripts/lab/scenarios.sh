@@ -56,6 +56,8 @@ wait_until() { # SECONDS CMD...
   while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; sleep 0.25; n=$((n - 1)); done
   return 1
 }
+# Unmounts come netvol's --unmount-delay (3 s) after the last container, plus umount's own time
+# in this emulated guest: waits for them allow 40 s.
 not_mounted() { [ "$(mount_count "$1")" = 0 ]; }
 running() { [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
 show_mount() { echo "mount at $1: $(mnt_of "$1")"; }
@@ -157,14 +159,14 @@ s1a_named() {
   run docker volume create -d nfs --name s1 -o share=$SRV:/srv/nfs/a
   run docker run --rm -v s1:/data busybox sh -c 'echo named-s1 > /data/s1.txt'
   expect_file /srv/nfs/a/s1.txt named-s1
-  wait_until 10 test -z "$(net_mounts_of /srv/nfs/a)" || fail "still mounted after the container ended: $(net_mounts_of /srv/nfs/a)"
+  wait_until 40 test -z "$(net_mounts_of /srv/nfs/a)" || fail "still mounted after the container ended: $(net_mounts_of /srv/nfs/a)"
   run docker volume rm s1
 }
 s1b_adhoc() {
   run docker run --rm --volume-driver=nfs -v $SRV/srv/nfs/b:/data busybox sh -c 'echo adhoc-s1 > /data/adhoc.txt'
   expect_file /srv/nfs/b/adhoc.txt adhoc-s1
   docker volume ls
-  wait_until 10 test -z "$(net_mounts_of /srv/nfs/b)" || fail "still mounted after the container ended: $(net_mounts_of /srv/nfs/b)"
+  wait_until 40 test -z "$(net_mounts_of /srv/nfs/b)" || fail "still mounted after the container ended: $(net_mounts_of /srv/nfs/b)"
 }
 check_version() { # CONTAINER FSTYPE VERS_REGEX
   local src m
@@ -259,7 +261,7 @@ s5_shared() {
   run docker exec s5b sh -c 'cat /data/a.txt && echo B > /data/b.txt'
   expect_file /srv/nfs/d/b.txt B
   run docker stop -t 1 s5b
-  wait_until 15 not_mounted "$src" || fail "still mounted after both containers stopped: $(mnt_of "$src")"
+  wait_until 40 not_mounted "$src" || fail "still mounted after both containers stopped: $(mnt_of "$src")"
   wait_until 10 test ! -e "$src" || fail "mountpoint $src left behind after the last unmount"
   echo "unmounted and mountpoint removed"
 }
@@ -281,7 +283,7 @@ s6_docker_cp() {
   run docker exec s6 sh -c 'echo still > /data/still.txt'
   expect_file /srv/nfs/e/still.txt still
   run docker rm -f s6
-  wait_until 15 not_mounted "$src" || fail "still mounted after the container was removed"
+  wait_until 40 not_mounted "$src" || fail "still mounted after the container was removed"
 }
 s6_docker_cp_cleanup() { docker rm -f s6; docker volume rm s6; }
 
@@ -341,7 +343,7 @@ s8_kill9() {
   run docker exec s8b sh -c 'echo B > /data/b.txt'
   expect_file /srv/nfs/g/b.txt B
   run docker stop -t 1 s8b
-  wait_until 15 not_mounted "$src" || fail "still mounted after all containers stopped: $(mnt_of "$src")"
+  wait_until 40 not_mounted "$src" || fail "still mounted after all containers stopped: $(mnt_of "$src")"
   [ -z "$(net_mounts_of /srv/nfs/g)" ] || fail "something of /srv/nfs/g is still mounted: $(net_mounts_of /srv/nfs/g)"
   echo "all unmounted"
 }
@@ -541,7 +543,7 @@ s9_boot2() {
   run docker exec s9 cat /data/boots.txt
   local src; src=$(ctr_src s9)
   run docker rm -f s9
-  wait_until 15 not_mounted "$src" || fail "still mounted after the container was removed"
+  wait_until 40 not_mounted "$src" || fail "still mounted after the container was removed"
   run docker volume rm s9
 }
 
