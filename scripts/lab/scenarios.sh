@@ -462,7 +462,7 @@ s12_server_dies() {
   echo "netvol socket during the unmount (ms): $(cat /tmp/s12probe.json)"
   grep -E 'Unmount|umount|detach' /var/log/netvol/nfs.log | tail -n 4 | cut -c1-240
   [ "$rc" = 0 ] || fail "docker rm -f failed or hung with the server dead (exit $rc)"
-  wait_until 30 not_mounted "$src" || fail "the dead server's mount is still attached at $src"
+  wait_until 60 not_mounted "$src" || fail "the dead server's mount is still attached at $src"
   awk -v t="$t" -v m=$MOUNT_TIMEOUT 'BEGIN{exit !(t <= 2 * m + 30)}' || fail "unmounting took ${t}s"
   run timeout 20 docker volume ls
   [ "$(docker volume inspect -f '{{.Name}}' s12)" = s12 ] || fail "volume s12 lost"
@@ -505,7 +505,7 @@ s13_managed_plugin() {
   echo "host sees the plugin's mount: $pm $(mnt_of "$pm")"
   run docker exec s13 cat /data/p.txt
   run docker rm -f s13
-  wait_until 30 not_mounted "$pm" || fail "still mounted at $pm after the container was removed"
+  wait_until 40 not_mounted "$pm" || fail "still mounted at $pm after the container was removed"
   run docker plugin disable -f $PLUGIN
   tries=1
   until docker plugin enable $PLUGIN; do
