@@ -1,0 +1,395 @@
+#!/usr/bin/env node
+// netvol cluster lab: host-side orchestrator. Proves Swarm across nodes with three qemu guests.
+//
+//   guest A (192.168.42.1)   the seed's NFS server and the Swarm manager (runs no tasks)
+//   guest B (192.168.42.11)  Swarm worker running netvol, started like a user would
+//   guest C (192.168.42.12)  Swarm worker running netvol
+//
+// The wire: no multicast and nothing outside this machine. A has two NICs, each a
+// `-netdev socket,listen=127.0.0.1:PORT`, bridged inside A (br0); B and C each
+// `-netdev socket,connect=` one of them. qemu re-accepts on a listen socket after its peer
+// disconnects (checked with three connect/disconnect rounds), which is what lets a killed
+// worker come back on the same port.
+//
+// Coordination goes through one 9p share (results/share, /mnt/results in every guest):
+//   clock                   this host's time, rewritten every 100 ms; guests set their clocks
+//                           from it at boot so timestamps from different nodes compare
+//   cluster.env             settings for the guests
+//   swarm/worker-token      written by A after `docker swarm init`; workers poll it and join
+//   nodes/<n>/snapshot.json every ~2 s from each worker: mountinfo, `netvol status --json`,
+//                           docker containers/volumes, boot id (scripts/lab/cluster/reporter.mjs)
+//   requests/<id>.req       A asks this script to kill or boot a worker; answered in <id>.done
+//   report.json             A's verdict per step, with timings
+//   stop                    A tells the workers to shut down
+//
+// The image's /sbin/lab-init always runs /mnt/host/scripts/lab/guest-init.sh from the share
+// tagged host0. Cluster guests get a small stub directory as host0 instead of the repo: its
+// guest-init.sh mounts the repo (tag "repo") over /mnt/host and execs cluster-init.sh. So the
+// image recipe and the single-guest lab stay untouched.
+//
+// Usage: node scripts/lab/cluster/run-cluster.mjs [--timeout S] [--results DIR] [--keep] [--quiet] [--nfs 3|4]
+// Environment: NETVOL_CLUSTER_MEM (MiB per guest, default 1024), NETVOL_CLUSTER_CPUS (default 1),
+//              NETVOL_LAB_CACHE (image cache, as for run-lab.mjs).
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildImage, ensureBuild, resultsRoot } from '../run-lab.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, '..', '..', '..');
+
+// Addresses exist only on the emulated wire. MACs pick out the NICs inside the guests.
+const NODES = {
+  a: { ip: '192.168.42.1', role: 'manager', macs: ['52:54:00:42:00:a1', '52:54:00:42:00:a2'] },
+  b: { ip: '192.168.42.11', role: 'worker', macs: ['52:54:00:42:00:0b'], port: 0 },
+  c: { ip: '192.168.42.12', role: 'worker', macs: ['52:54:00:42:00:0c'], port: 1 },
+};
+
+function parseArgs(argv) {
+  const o = { timeout: 3600, results: '', keep: false, quiet: false, nfs: '3' };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = () => argv[++i];
+    if (a === '--timeout') o.timeout = Number(next());
+    else if (a === '--results') o.results = next();
+    else if (a === '--keep') o.keep = true;
+    else if (a === '--quiet') o.quiet = true;
+    else if (a === '--nfs') o.nfs = next();
+    else if (a === '-h' || a === '--help') {
+      console.log('usage: run-cluster.mjs [--timeout S] [--results DIR] [--keep] [--quiet] [--nfs 3|4]');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  return o;
+}
+
+const T0 = Date.now();
+const stamp = () => `${new Date().toISOString().slice(11, 19)} +${((Date.now() - T0) / 1000).toFixed(0)}s`;
+const log = (...a) => console.log(`[cluster ${stamp()}]`, ...a);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Write a file so that a reader on the 9p share never sees half of it. */
+function putAtomic(file, text) {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+/** A free loopback port: bind port 0, read it, close. qemu binds it a moment later. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Is something listening on 127.0.0.1:port? Read /proc/net/tcp: connecting would take qemu's one accept. */
+function listening(port) {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  const rows = fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1);
+  return rows.some((r) => {
+    const f = r.trim().split(/\s+/);
+    return f[1] === `0100007F:${hex}` && f[3] === '0A';
+  });
+}
+
+class Cluster {
+  constructor(o, image, results) {
+    this.o = o;
+    this.image = image;
+    this.results = results;
+    this.share = path.join(results, 'share');
+    this.stub = path.join(results, 'stub');
+    this.disks = path.join(results, 'disks');
+    this.ports = [];
+    this.vms = {}; // node -> { proc, pid, boot, expectedExit, exited }
+    this.boots = { a: 0, b: 0, c: 0 };
+    this.events = []; // host-side log of kills, boots and exits, for the summary
+  }
+
+  prepare() {
+    for (const d of [this.share, this.disks, path.join(this.share, 'requests'), path.join(this.share, 'swarm')]) fs.mkdirSync(d, { recursive: true });
+    for (const n of Object.keys(NODES)) fs.mkdirSync(path.join(this.share, 'nodes', n), { recursive: true });
+    // The stub that the image's lab-init runs (see the header).
+    const stubScript = path.join(this.stub, 'scripts', 'lab', 'guest-init.sh');
+    fs.mkdirSync(path.dirname(stubScript), { recursive: true });
+    fs.writeFileSync(stubScript, [
+      '#!/bin/sh',
+      '# netvol cluster lab stub, run by the image\'s /sbin/lab-init from the share tagged host0.',
+      '# Put the real repository (tag "repo") over /mnt/host, where a user\'s checkout would be,',
+      '# and hand over to the cluster init script.',
+      'mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=loose repo /mnt/host || { echo "cluster stub: cannot mount the repo share"; exit 1; }',
+      'exec /bin/bash /mnt/host/scripts/lab/cluster/cluster-init.sh',
+      '',
+    ].join('\n'), { mode: 0o755 });
+    // Persistent disks: a killed worker must come back with its swarm membership, images and
+    // netvol state, as a real VM would. qcow2 overlays keep the cached image clean.
+    for (const n of Object.keys(NODES)) {
+      const disk = path.join(this.disks, `${n}.qcow2`);
+      const r = spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', this.image.LAB_IMAGE, '-F', 'raw', disk], { stdio: 'inherit' });
+      if (r.status !== 0) throw new Error('qemu-img create failed');
+    }
+    fs.writeFileSync(path.join(this.share, 'cluster.env'), [
+      `NFS_VERSION=${this.o.nfs}`,
+      // The seed's export (seed-summary.md) and a second share for the service-only named volume.
+      'SHARE_PATH=/home/adam/docker/portainer/data',
+      'PG_PATH=/home/adam/docker/pgdata',
+      ...Object.entries(NODES).map(([n, v]) => `IP_${n}=${v.ip}`),
+      ...Object.entries(NODES).map(([n, v]) => `MACS_${n}='${v.macs.join(' ')}'`),
+      '',
+    ].join('\n'));
+  }
+
+  /** The host's clock for the guests (see the header). */
+  startClock() {
+    const file = path.join(this.share, 'clock');
+    const tick = () => { try { putAtomic(file, (Date.now() / 1000).toFixed(3)); } catch { /* share gone at exit */ } };
+    tick();
+    this.clockTimer = setInterval(tick, 100);
+  }
+
+  qemuArgs(n) {
+    const v = NODES[n];
+    const mem = process.env.NETVOL_CLUSTER_MEM || '1024';
+    const cpus = process.env.NETVOL_CLUSTER_CPUS || '1';
+    const nics = [];
+    if (v.role === 'manager') {
+      v.macs.forEach((mac, i) => nics.push('-netdev', `socket,id=n${i},listen=127.0.0.1:${this.ports[i]}`, '-device', `virtio-net-pci,netdev=n${i},mac=${mac}`));
+    } else {
+      nics.push('-netdev', `socket,id=n0,connect=127.0.0.1:${this.ports[v.port]}`, '-device', `virtio-net-pci,netdev=n0,mac=${v.macs[0]}`);
+    }
+    return [
+      '-name', `netvol-cluster-${n}`, '-machine', 'q35', '-accel', 'tcg,thread=multi,tb-size=256',
+      '-cpu', process.env.NETVOL_LAB_CPU || 'qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16',
+      '-smp', cpus, '-m', mem, '-nographic', '-no-reboot', '-serial', 'stdio', '-monitor', 'none',
+      '-kernel', this.image.LAB_KERNEL, '-initrd', this.image.LAB_INITRD,
+      // LABNODE=<n>: an unknown key=value on the kernel command line lands in init's environment.
+      '-append', `root=/dev/vda rw console=ttyS0 apparmor=0 security= init=/sbin/lab-init panic=-1 quiet loglevel=4 systemd.unified_cgroup_hierarchy=1 LABNODE=${n}`,
+      // cache=writeback, not unsafe: a SIGKILLed qemu must leave a consistent qcow2 behind
+      // (unsafe may keep qcow2 metadata only in qemu's memory).
+      '-drive', `file=${path.join(this.disks, `${n}.qcow2`)},format=qcow2,if=virtio,cache=writeback`,
+      '-virtfs', `local,path=${this.stub},mount_tag=host0,security_model=none,id=host0,readonly=on`,
+      '-virtfs', `local,path=${REPO},mount_tag=repo,security_model=none,id=repo`,
+      '-virtfs', `local,path=${this.share},mount_tag=results,security_model=none,id=results`,
+      ...nics,
+      '-device', 'virtio-rng-pci',
+    ];
+  }
+
+  launch(n) {
+    const boot = ++this.boots[n];
+    const consoleLog = path.join(this.results, `console-${n}-${boot}.log`);
+    const out = fs.createWriteStream(consoleLog);
+    const proc = spawn('qemu-system-x86_64', this.qemuArgs(n), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const vm = { proc, pid: proc.pid, boot, expectedExit: false, exited: false, startedAt: Date.now() };
+    let buf = '';
+    const onData = (chunk) => {
+      out.write(chunk);
+      buf += chunk.toString('utf8');
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i).replace(/\r$/, '');
+        buf = buf.slice(i + 1);
+        if (!this.o.quiet && /^\[(cluster|scenario)/.test(line)) console.log(`  ${n}${boot > 1 ? `#${boot}` : ''} ${line}`);
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    vm.exitPromise = new Promise((resolve) => proc.on('exit', (code, signal) => {
+      vm.exited = true;
+      out.end();
+      // Workers power off by themselves once A has written "stop": that is the normal end.
+      if (fs.existsSync(path.join(this.share, 'stop'))) vm.expectedExit = true;
+      const what = `${n} boot ${boot} qemu pid ${vm.pid} exited (${signal || `code ${code}`}) after ${((Date.now() - vm.startedAt) / 1000).toFixed(0)} s`;
+      this.events.push({ t: Date.now() / 1000, event: 'exit', node: n, boot, code, signal, expected: vm.expectedExit });
+      if (!vm.expectedExit && n !== 'a' && !this.finishing) log(`UNEXPECTED: ${what}`);
+      else log(what);
+      resolve();
+    }));
+    this.vms[n] = vm;
+    this.events.push({ t: Date.now() / 1000, event: 'boot', node: n, boot, pid: vm.pid });
+    log(`started ${n} (boot ${boot}, qemu pid ${vm.pid}), console -> ${consoleLog}`);
+    return vm;
+  }
+
+  /** SIGKILL one of our qemu processes, by its PID, and wait for it to go. */
+  async kill(n) {
+    const vm = this.vms[n];
+    if (!vm || vm.exited) return null;
+    vm.expectedExit = true;
+    const t = Date.now() / 1000;
+    try { process.kill(vm.pid, 'SIGKILL'); } catch { /* already gone */ }
+    await vm.exitPromise;
+    this.events.push({ t, event: 'kill', node: n, boot: vm.boot, pid: vm.pid });
+    return t;
+  }
+
+  /** Requests from the manager guest: requests/<id>.req holding {"action":"kill|boot","node":"b"}. */
+  async serveRequests() {
+    const dir = path.join(this.share, 'requests');
+    for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.req') && !x.startsWith('.')).sort()) {
+      const done = path.join(dir, f.replace(/\.req$/, '.done'));
+      if (fs.existsSync(done)) continue;
+      let req;
+      try { req = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')); } catch { continue; }
+      let answer;
+      if (!NODES[req.node] || NODES[req.node].role !== 'worker') answer = { ok: false, error: `unknown worker ${req.node}` };
+      else if (req.action === 'kill') {
+        log(`request ${f}: kill ${req.node}`);
+        const t = await this.kill(req.node);
+        answer = t ? { ok: true, t, pid: this.vms[req.node].pid } : { ok: false, error: `${req.node} is not running` };
+      } else if (req.action === 'boot') {
+        log(`request ${f}: boot ${req.node}`);
+        if (this.vms[req.node] && !this.vms[req.node].exited) answer = { ok: false, error: `${req.node} is still running` };
+        else {
+          const vm = this.launch(req.node);
+          answer = { ok: true, t: vm.startedAt / 1000, pid: vm.pid };
+        }
+      } else answer = { ok: false, error: `unknown action ${req.action}` };
+      putAtomic(done, JSON.stringify(answer));
+    }
+  }
+
+  async run() {
+    this.prepare();
+    this.startClock();
+    this.ports = [await freePort(), await freePort()];
+    log(`wire: A listens on 127.0.0.1:${this.ports[0]} (B) and 127.0.0.1:${this.ports[1]} (C)`);
+    this.launch('a');
+    // B and C connect to A's sockets: qemu exits at once if nobody listens yet.
+    const tl = Date.now();
+    while (!this.ports.every(listening)) {
+      if (this.vms.a.exited) throw new Error('qemu for A exited before listening');
+      if (Date.now() - tl > 30_000) throw new Error('qemu for A does not listen after 30 s');
+      await sleep(100);
+    }
+    this.launch('b');
+    this.launch('c');
+
+    const deadline = T0 + this.o.timeout * 1000;
+    const report = path.join(this.share, 'report.json');
+    let reportSeenAt = 0;
+    while (true) {
+      await this.serveRequests().catch((e) => log(`request handling failed: ${e.message}`));
+      if (!reportSeenAt && fs.existsSync(report)) { reportSeenAt = Date.now(); log('manager wrote report.json; waiting for the guests to power off'); }
+      const allDown = Object.values(this.vms).every((vm) => vm.exited);
+      if (allDown) break;
+      if (this.vms.a.exited && !reportSeenAt) { log('manager A powered off without a report'); break; }
+      if (this.vms.a.exited && Date.now() - reportSeenAt > 20_000) { log('A is down; workers still up after 20 s'); break; }
+      if (reportSeenAt && Date.now() - reportSeenAt > 240_000) { log('guests still up 240 s after the report'); break; }
+      if (Date.now() > deadline) { this.timedOut = true; log(`TIMEOUT after ${this.o.timeout} s`); break; }
+      await sleep(500);
+    }
+    await this.stopAll();
+  }
+
+  /** Kill whatever qemu we started and is still running (by PID only). */
+  async stopAll() {
+    this.finishing = true;
+    if (this.clockTimer) clearInterval(this.clockTimer);
+    for (const [n, vm] of Object.entries(this.vms)) {
+      if (vm.exited) continue;
+      log(`killing leftover qemu for ${n} (pid ${vm.pid})`);
+      vm.expectedExit = true;
+      try { process.kill(vm.pid, 'SIGKILL'); } catch { /* gone */ }
+      await vm.exitPromise;
+    }
+  }
+
+  stopAllSync() {
+    for (const vm of Object.values(this.vms)) if (!vm.exited) { try { process.kill(vm.pid, 'SIGKILL'); } catch { /* gone */ } }
+  }
+}
+
+/** Each worker's clock minus the host's, from its last snapshot: its own epoch vs the file's mtime. */
+function clockSkew(share) {
+  const parts = [];
+  for (const n of ['b', 'c']) {
+    const f = path.join(share, 'nodes', n, 'snapshot.json');
+    try {
+      const s = JSON.parse(fs.readFileSync(f, 'utf8'));
+      parts.push(`${n} ${(s.epoch - fs.statSync(f).mtimeMs / 1000).toFixed(2)}`);
+    } catch { /* no snapshot */ }
+  }
+  return parts.join(', ');
+}
+
+function fmtFigures(fig) {
+  if (!fig) return '';
+  return Object.entries(fig).map(([k, v]) => `${k}=${typeof v === 'number' ? v.toFixed(1) : v}`).join(' ');
+}
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  const results = o.results || resultsRoot().replace('netvol-lab-', 'netvol-cluster-');
+  fs.mkdirSync(results, { recursive: true });
+  log(`repo ${REPO}; results in ${results}`);
+  const buildNote = ensureBuild();
+  log(buildNote);
+  const image = buildImage();
+  log(`image ready in ${image.seconds.toFixed(0)} s: ${image.LAB_IMAGE}`);
+
+  const cluster = new Cluster(o, image, results);
+  const onSig = () => { cluster.stopAllSync(); process.exit(130); };
+  process.once('SIGINT', onSig);
+  process.once('SIGTERM', onSig);
+  process.once('exit', () => cluster.stopAllSync());
+  let fatal = '';
+  try { await cluster.run(); } catch (e) { fatal = e.message; log(`fatal: ${e.message}`); await cluster.stopAll(); }
+
+  let rep = null;
+  try { rep = JSON.parse(fs.readFileSync(path.join(cluster.share, 'report.json'), 'utf8')); } catch { /* none */ }
+  const rows = rep ? rep.steps.slice() : [];
+  if (!rep) rows.push({ name: 'report', status: 'fail', seconds: 0, detail: `no report.json from the manager${fatal ? ` (${fatal})` : ''}; see ${results}/console-a-1.log` });
+  if (cluster.timedOut) rows.push({ name: 'timeout', status: 'fail', seconds: o.timeout, detail: `the run hit --timeout ${o.timeout} s` });
+  const unexpected = cluster.events.filter((e) => e.event === 'exit' && !e.expected && e.node !== 'a');
+  for (const e of unexpected) rows.push({ name: `exit-${e.node}${e.boot}`, status: 'fail', seconds: 0, detail: `worker ${e.node} (boot ${e.boot}) powered off on its own (${e.signal || `code ${e.code}`})` });
+
+  const total = (Date.now() - T0) / 1000;
+  const w = Math.max(12, ...rows.map((r) => r.name.length));
+  const lines = [];
+  lines.push(`${'step'.padEnd(w)}  result  seconds  figures (seconds)`);
+  lines.push(`${'-'.repeat(w)}  ------  -------  -----------------`);
+  for (const r of rows) lines.push(`${r.name.padEnd(w)}  ${r.status.toUpperCase().padEnd(6)}  ${Number(r.seconds || 0).toFixed(1).padStart(7)}  ${fmtFigures(r.figures)}`);
+  lines.push('');
+  for (const r of rows.filter((x) => x.status === 'fail')) {
+    lines.push(`--- ${r.name} FAILED:`);
+    lines.push(String(r.detail || '').split('\n').map((l) => '    ' + l).join('\n'));
+  }
+  const notes = rows.filter((x) => x.notes && x.notes.length);
+  if (notes.length) {
+    lines.push('notes:');
+    for (const r of notes) for (const n of r.notes) lines.push(`  ${r.name}: ${n}`);
+  }
+  lines.push('figures: to_first_write = event -> first log.txt line of the new task (its own timestamp);');
+  lines.push('  to_mount_call = event -> VolumeDriver.Mount in the new node\'s netvol log; mount = that Mount call -> "Mounted";');
+  lines.push('  to_running = event -> Swarm lists the task Running (polled every 2 s); to_node_down = kill -> Swarm says Down;');
+  lines.push('  old_unmounted = drain -> the old node\'s netvol unmounted the share; comeback: boot request -> the node');
+  lines.push('  reports its new boot id (to_reporting), is Ready (to_ready), netvol logs "Activated in dockerd" (to_activated);');
+  lines.push('  status_cli = wall time of one `netvol status --json` inside a worker; *first_write = service create/update -> first line.');
+  const skew = clockSkew(cluster.share);
+  if (skew) lines.push(`clock skew of the workers against the host at the end (s): ${skew}`);
+  const failed = rows.filter((r) => r.status === 'fail').length;
+  const passed = rows.filter((r) => r.status === 'pass').length;
+  lines.push(`${passed} passed, ${failed} failed; image ${image.seconds.toFixed(0)} s; total ${total.toFixed(0)} s${cluster.timedOut ? '; TIMEOUT' : ''}`);
+  const text = lines.join('\n');
+  console.log('\n' + text);
+  fs.writeFileSync(path.join(results, 'summary.txt'), text + '\n');
+  fs.writeFileSync(path.join(results, 'summary.json'), JSON.stringify({
+    rows, totalSeconds: total, imageSeconds: image.seconds, timeout: Boolean(cluster.timedOut), build: buildNote,
+    ports: cluster.ports, events: cluster.events, guest: rep ? { startedAt: rep.startedAt, finishedAt: rep.finishedAt, clock: rep.clock } : null,
+  }, null, 2));
+  if (!o.keep) fs.rmSync(cluster.disks, { recursive: true, force: true });
+  log(`results: ${results}`);
+  process.exitCode = failed || cluster.timedOut || rows.length === 0 ? 1 : 0;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e) => { console.error(e); process.exit(2); });
+}
