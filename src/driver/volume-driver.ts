@@ -135,7 +135,10 @@ export class VolumeDriver {
           `volume '${name}' is still mounted for ${n} container mount${n === 1 ? '' : 's'}; stop the container${n === 1 ? '' : 's'} using it first`,
         );
       }
-      if (this.cancelLinger(name)) await this.unmountAndForget(record);
+      // No IDs, but the share may still be mounted: waiting out the unmount delay, or its timer
+      // fired and the unmount is queued behind this call (it then finds no volume).
+      this.cancelLinger(name);
+      await this.unmountAndForget(record);
       delete state.volumes[name];
       this.index().remove(this.mountpoint(record));
       try {
@@ -275,13 +278,9 @@ export class VolumeDriver {
     this.lingering.set(name, timer);
   }
 
-  /** True when the volume's share was waiting out its unmount delay. */
-  private cancelLinger(name: string): boolean {
-    const timer = this.lingering.get(name);
-    if (timer === undefined) return false;
-    clearTimeout(timer);
+  private cancelLinger(name: string): void {
+    clearTimeout(this.lingering.get(name));
     this.lingering.delete(name);
-    return true;
   }
 
   private async finishLinger(name: string): Promise<void> {

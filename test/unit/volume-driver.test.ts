@@ -252,6 +252,15 @@ describe('VolumeDriver', () => {
   });
 
   describe('remove', () => {
+    it('unmounts a share still mounted without mount IDs (an unmount queued behind it finds no volume)', async () => {
+      await f.driver.create('pg', SHARE);
+      const path = join(f.root, 'pg');
+      f.table.add(path);
+      await f.driver.remove('pg');
+      expect(f.runner.umounts()).toEqual([{ file: 'umount', args: ['--', path] }]);
+      expect(f.store.last()?.volumes['pg']).toBeUndefined();
+    });
+
     it('refuses while mounted, saying by how many', async () => {
       await f.driver.create('pg', SHARE);
       await f.driver.mount('pg', ID_A);
