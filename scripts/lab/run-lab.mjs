@@ -79,6 +79,14 @@ export function ensureBuild() {
   return 'built dist/ with npm run build';
 }
 
+/**
+ * Machine and CPU for every lab guest: TCG (the paravirtual /dev/kvm hangs Debian's kernel),
+ * a smaller translation cache, and a CPU model with what Debian's userland expects.
+ */
+export function tcgArgs() {
+  return ['-machine', 'q35', '-accel', 'tcg,thread=multi,tb-size=256', '-cpu', process.env.NETVOL_LAB_CPU || 'qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16'];
+}
+
 // Boot the guest once. Resolves with { code, timedOut, seconds }.
 export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, resultsDir, env, timeoutSec, consoleLog, quiet, onLine, pluginDir }) {
   fs.mkdirSync(resultsDir, { recursive: true });
@@ -87,7 +95,7 @@ export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, res
   const mem = process.env.NETVOL_LAB_MEM || '2048';
   const cpus = process.env.NETVOL_LAB_CPUS || '2';
   const args = [
-    '-name', 'netvol-lab', '-machine', 'q35', '-accel', 'tcg,thread=multi,tb-size=256', '-cpu', process.env.NETVOL_LAB_CPU || 'qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16',
+    '-name', 'netvol-lab', ...tcgArgs(),
     '-smp', cpus, '-m', mem, '-nographic', '-no-reboot', '-nic', 'none',
     '-serial', 'stdio', '-monitor', 'none',
     '-kernel', kernel, '-initrd', initrd,
@@ -181,6 +189,21 @@ function keepBenchResults(dir) {
   log(`benchmark JSON: ${target}`);
 }
 
+/** The report's tail, shared with the cluster lab: each failure's detail, then every note. */
+export function failuresAndNotes(rows) {
+  const lines = [];
+  for (const r of rows.filter((x) => x.status === 'fail')) {
+    lines.push(`--- ${r.name} FAILED:`);
+    lines.push(String(r.detail || '').split('\n').map((l) => '    ' + l).join('\n'));
+  }
+  const notes = rows.filter((x) => x.notes && x.notes.length);
+  if (notes.length) {
+    lines.push('notes:');
+    for (const r of notes) for (const n of r.notes) lines.push(`  ${r.name}: ${n}`);
+  }
+  return lines;
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const T0 = Date.now();
@@ -245,16 +268,7 @@ async function main() {
   lines.push(`${'scenario'.padEnd(w)}  result  seconds`);
   lines.push(`${'-'.repeat(w)}  ------  -------`);
   for (const r of rows) lines.push(`${r.name.padEnd(w)}  ${r.status.toUpperCase().padEnd(6)}  ${Number(r.seconds).toFixed(1).padStart(7)}`);
-  lines.push('');
-  for (const r of rows.filter((x) => x.status === 'fail')) {
-    lines.push(`--- ${r.name} FAILED:`);
-    lines.push(String(r.detail || '').split('\n').map((l) => '    ' + l).join('\n'));
-  }
-  const notes = rows.filter((x) => x.notes && x.notes.length);
-  if (notes.length) {
-    lines.push('notes:');
-    for (const r of notes) for (const n of r.notes) lines.push(`  ${r.name}: ${n}`);
-  }
+  lines.push('', ...failuresAndNotes(rows));
   const failed = rows.filter((r) => r.status === 'fail').length;
   const passed = rows.filter((r) => r.status === 'pass').length;
   const skipped = rows.filter((r) => r.status === 'skip').length;

@@ -35,7 +35,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildImage, ensureBuild, resultsRoot } from '../run-lab.mjs';
+import { buildImage, ensureBuild, failuresAndNotes, resultsRoot, tcgArgs } from '../run-lab.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..', '..', '..');
@@ -165,8 +165,7 @@ class Cluster {
       nics.push('-netdev', `socket,id=n0,connect=127.0.0.1:${this.ports[v.port]}`, '-device', `virtio-net-pci,netdev=n0,mac=${v.macs[0]}`);
     }
     return [
-      '-name', `netvol-cluster-${n}`, '-machine', 'q35', '-accel', 'tcg,thread=multi,tb-size=256',
-      '-cpu', process.env.NETVOL_LAB_CPU || 'qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16',
+      '-name', `netvol-cluster-${n}`, ...tcgArgs(),
       '-smp', cpus, '-m', mem, '-nographic', '-no-reboot', '-serial', 'stdio', '-monitor', 'none',
       '-kernel', this.image.LAB_KERNEL, '-initrd', this.image.LAB_INITRD,
       // LABNODE=<n>: an unknown key=value on the kernel command line lands in init's environment.
@@ -357,16 +356,7 @@ async function main() {
   lines.push(`${'step'.padEnd(w)}  result  seconds  figures (seconds)`);
   lines.push(`${'-'.repeat(w)}  ------  -------  -----------------`);
   for (const r of rows) lines.push(`${r.name.padEnd(w)}  ${r.status.toUpperCase().padEnd(6)}  ${Number(r.seconds || 0).toFixed(1).padStart(7)}  ${fmtFigures(r.figures)}`);
-  lines.push('');
-  for (const r of rows.filter((x) => x.status === 'fail')) {
-    lines.push(`--- ${r.name} FAILED:`);
-    lines.push(String(r.detail || '').split('\n').map((l) => '    ' + l).join('\n'));
-  }
-  const notes = rows.filter((x) => x.notes && x.notes.length);
-  if (notes.length) {
-    lines.push('notes:');
-    for (const r of notes) for (const n of r.notes) lines.push(`  ${r.name}: ${n}`);
-  }
+  lines.push('', ...failuresAndNotes(rows));
   lines.push('figures: to_first_write = event -> first log.txt line of the new task (its own timestamp);');
   lines.push('  to_mount_call = event -> VolumeDriver.Mount in the new node\'s netvol log; mount = that Mount call -> "Mounted";');
   lines.push('  to_running = event -> Swarm lists the task Running (polled every 2 s); to_node_down = kill -> Swarm says Down;');
