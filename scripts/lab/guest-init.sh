@@ -124,17 +124,18 @@ say "smbd started"
 # --- netvol daemons (a systemd unit would order them Before=docker.service) ---
 bash "$LAB/scenarios.sh" pre-docker
 [ "$LAB_MODE" = reboot2 ] && start_docker
-for i in $(seq 1 240); do
-  docker info > /dev/null 2>&1 && break
-  sleep 0.5
-done
-if docker info > /dev/null 2>&1; then
+# Every docker call here is bounded: a dockerd that accepts the connection but never answers
+# must cost this boot a line in the console, not the host's whole timeout.
+docker_up() { timeout -k 2 10 docker info > /dev/null 2>&1; }
+end=$((SECONDS + 120))
+until docker_up || [ $SECONDS -ge $end ]; do sleep 0.5; done
+if docker_up; then
   say "dockerd up"
 else
-  say "dockerd did not come up"; tail -20 /var/log/dockerd.log
+  say "dockerd did not come up in 120 s; its log ends:"; tail -20 /var/log/dockerd.log
 fi
-if ! docker image inspect busybox:latest > /dev/null 2>&1; then
-  docker import /opt/busybox.tar busybox:latest > /dev/null && say "busybox image imported"
+if ! timeout -k 2 30 docker image inspect busybox:latest > /dev/null 2>&1; then
+  if timeout -k 2 120 docker import /opt/busybox.tar busybox:latest > /dev/null; then say "busybox image imported"; else say "docker import of busybox failed"; fi
 fi
 
 # --- scenarios ---
@@ -160,7 +161,7 @@ if [ -f /run/lab/graceful-stop ]; then
   for f in /run/lab/daemon-*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
   sleep 1
 fi
-sync
+timeout 60 sync
 umount -a -t nfs,nfs4,cifs -l 2>/dev/null
-sync
+timeout 60 sync
 say "guest-init done"

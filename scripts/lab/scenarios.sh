@@ -51,10 +51,13 @@ expect_file() { # PATH CONTENT
   [ "$got" = "$2" ] || fail "file $1 holds '$got', expected '$2'"
   echo "ok: $1 = '$2'"
 }
-wait_until() { # SECONDS CMD...
-  local n=$(( $1 * 4 )); shift
-  while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; sleep 0.25; n=$((n - 1)); done
-  return 1
+wait_until() { # SECONDS CMD...: by the clock, since one try (a docker call) can itself take seconds
+  local end=$((SECONDS + $1)); shift
+  while :; do
+    "$@" > /dev/null 2>&1 && return 0
+    [ $SECONDS -ge $end ] && return 1
+    sleep 0.25
+  done
 }
 # Unmounts come netvol's --unmount-delay (3 s) after the last container, plus umount's own time
 # in this emulated guest: waits for them allow 40 s.
