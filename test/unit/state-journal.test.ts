@@ -108,6 +108,19 @@ describe('the state journal', () => {
     expect((await reload()).loaded).toEqual(state);
   });
 
+  it('lets the journal grow to one line per volume before a snapshot, whatever the limit', async () => {
+    const committer = new GroupCommitter(store, () => state, 3);
+    for (let i = 0; i < 10; i++) state.volumes[`v${i}`] = record(`v${i}`);
+    const lengths: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await committer.commit([`v${i}`]);
+      lengths.push(store.journalLength);
+    }
+    // two lines per change (the record and the state's own fields); the fifth reaches 10
+    expect(lengths).toEqual([2, 4, 6, 8, 0]);
+    expect((await reload()).loaded).toEqual(state);
+  });
+
   it('gives volume names no prototype to trip over', async () => {
     state.volumes['constructor'] = record('constructor');
     await store.append(state, ['constructor', 'toString']);
