@@ -55,8 +55,11 @@ export interface DriverDeps {
  */
 export class VolumeDriver {
   private readonly locks = new KeyedMutex();
-  /** List's reply as text; dockerd lists often and 10,000 volumes take milliseconds to serialise. */
-  private listCache: string | undefined;
+  /**
+   * List's reply, encoded: dockerd lists often, 10,000 volumes take milliseconds to serialise,
+   * and one shared buffer spares each concurrent reply its own 200 KB copy.
+   */
+  private listCache: Buffer | undefined;
   private mountpoints: MountpointIndex | undefined;
   /** Volumes whose last Unmount came; their share stays mounted until the timer fires. */
   private readonly lingering = new Map<string, NodeJS.Timeout>();
@@ -315,8 +318,8 @@ export class VolumeDriver {
   }
 
   /** `{"Volumes":[...],"Err":""}`, serialised once per change. */
-  listReply(): string {
-    this.listCache ??= JSON.stringify({ Volumes: this.list(), Err: '' });
+  listReply(): Buffer {
+    this.listCache ??= Buffer.from(JSON.stringify({ Volumes: this.list(), Err: '' }));
     return this.listCache;
   }
 

@@ -102,9 +102,9 @@ function readJsonBody(req: IncomingMessage): Promise<unknown> {
 }
 
 function send(res: ServerResponse, reply: { status: number; body: object | PreSerialized }): void {
-  const text = reply.body instanceof PreSerialized ? reply.body.text : JSON.stringify(reply.body);
-  res.writeHead(reply.status, { 'Content-Type': PLUGIN_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text) });
-  res.end(text);
+  const bytes = reply.body instanceof PreSerialized ? reply.body.bytes : Buffer.from(JSON.stringify(reply.body));
+  res.writeHead(reply.status, { 'Content-Type': PLUGIN_CONTENT_TYPE, 'Content-Length': bytes.length });
+  res.end(bytes);
 }
 
 /** Copies a request body with secret option values replaced, for logging. */

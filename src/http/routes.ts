@@ -2,9 +2,9 @@ import type { z } from 'zod';
 import type { VolumeDriver } from '../driver/volume-driver.js';
 import { createRequest, emptyRequest, mountRequest, nameRequest } from './protocol.js';
 
-/** A reply already serialised (List of many volumes is cached as text). */
+/** A reply already serialised and encoded (List of many volumes is cached as bytes). */
 export class PreSerialized {
-  constructor(readonly text: string) {}
+  constructor(readonly bytes: Buffer) {}
 }
 
 export interface Route<S extends z.ZodTypeAny = z.ZodTypeAny> {
