@@ -1,8 +1,12 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --max-semi-space-size=1 --optimize-for-size
 /**
- * (The shebang's --max-semi-space-size=1: with V8's default 16 MB young generation, the
- * short-lived garbage of requests kept the daemon at ~110 MB resident with 10,000 volumes;
- * 1 MB holds it under ~90 MB at no measurable latency cost. See `npm run bench`.)
+ * (The shebang's V8 flags trade a little allocation speed for memory, which is what a daemon
+ * that idles between control calls should do. With V8's default 16 MB young generation the
+ * short-lived garbage of requests kept it at ~110 MB resident with 10,000 volumes; 1 MB
+ * semi-spaces alone still left 100-120 MB after a burst of Creates (old space grown by
+ * promoted garbage, never given back); --optimize-for-size grows the heap less eagerly:
+ * ~80 MB, Get and List unchanged, Create/Remove at concurrency 64 ~1.5x slower (they wait
+ * for fsync anyway). See `npm run bench`.)
  *
  * Command line, netshare-compatible: `netvol nfs -v 3`, `netvol cifs --netrc /root`,
  * `netvol efs --region eu-west-1`. The only module that reads process.argv, exits, or

@@ -28,7 +28,7 @@ describe('managed plugin config', () => {
       spawnSync('sh', [script], { env: { PATH: process.env['PATH'] ?? '', NODE: 'echo', ...env }, encoding: 'utf8' });
     const nfs = run({ PROTOCOL: 'nfs', NFS_VERSION: '3', MOUNT_OPTIONS: 'nolock', VERBOSE: 'true' });
     expect(nfs.stdout.trim()).toBe(
-      '--max-semi-space-size=1 /opt/netvol/dist/cli.js nfs --socket /run/docker/plugins/netvol.sock --state-dir /var/lib/netvol --basedir /var/lib/docker-volumes/netshare --mount-timeout 20 --no-activate -v 3 -o nolock --verbose',
+      '--max-semi-space-size=1 --optimize-for-size /opt/netvol/dist/cli.js nfs --socket /run/docker/plugins/netvol.sock --state-dir /var/lib/netvol --basedir /var/lib/docker-volumes/netshare --mount-timeout 20 --no-activate -v 3 -o nolock --verbose',
     );
     const efs = run({ PROTOCOL: 'efs', EFS_REGION: 'eu-west-1' });
     expect(efs.stdout).toContain('efs --socket /run/docker/plugins/netvol.sock');
