@@ -40,6 +40,7 @@ const drivers = {
 };
 
 function stats(xs) {
+  if (xs.length === 0) return { n: 0, median: NaN, min: NaN, max: NaN };
   const s = [...xs].sort((a, b) => a - b);
   const q = (p) => s[Math.min(s.length - 1, Math.round(p * (s.length - 1)))];
   return { n: s.length, median: +q(0.5).toFixed(0), min: +s[0].toFixed(0), max: +s.at(-1).toFixed(0) };
@@ -113,6 +114,32 @@ async function waitUnmounted(volumes) {
   }
 }
 
+// Where the difference goes. What netvol spent per first Mount (its log), what the mount
+// command it runs costs on its own (mount(8) and mount.nfs4), and the kernel mount without the
+// helper (mount -i, as the local driver calls mount(2) itself with addr=).
+const netvolMountMs = readFileSync('/var/log/netvol/nfs.log', 'utf8').split('\n')
+  .map((line) => { try { return JSON.parse(line); } catch { return undefined; } })
+  .filter((e) => e && e.msg === 'Mounted' && /\/b\d+-netvol$/.test(e.target ?? '')).map((e) => e.ms);
+function timedMount(args) {
+  sh('mkdir', ['-p', '/mnt/bench-mount']);
+  const t = now();
+  sh('mount', [...args, '/mnt/bench-mount']);
+  const ms = now() - t;
+  sh('umount', ['/mnt/bench-mount']);
+  return ms;
+}
+const tool = [], kernel = [], socketGet = [];
+for (let r = 0; r < rounds; r++) {
+  tool.push(timedMount(['-t', 'nfs4', `${SRV}:${EXPORT}`]));
+  kernel.push(timedMount(['-i', '-t', 'nfs4', '-o', `addr=${SRV},vers=4.2`, `${SRV}:${EXPORT}`]));
+  await call('Create', { Name: 'bget', Opts: { share: `${SRV}:${EXPORT}` } });
+  const t = now();
+  await call('Get', { Name: 'bget' });
+  socketGet.push(now() - t);
+  await call('Remove', { Name: 'bget' });
+}
+result.breakdown = { netvolMountMs: stats(netvolMountMs), mountToolMs: stats(tool), kernelMountMs: stats(kernel), socketGetMs: stats(socketGet) };
+
 const summary = {};
 for (const key of ['firstOutput', 'total', 'secondContainer']) {
   const n = stats(result[key].netvol), l = stats(result[key].local);
@@ -130,4 +157,6 @@ console.log(`${''.padEnd(36)} ${'netvol nfs'.padStart(20)}`.padEnd(62) + ` ${'lo
 console.log(row('docker run -> first output', 'firstOutput'));
 console.log(row('docker run -> container gone', 'total'));
 console.log(row('second container, volume mounted', 'secondContainer'));
+const b = result.breakdown;
+console.log(`breakdown (ms, median of ${rounds}): netvol Mount (its log) ${b.netvolMountMs.median}; mount -t nfs4 by hand ${b.mountToolMs.median}; mount(2) without the helper (mount -i, addr=) ${b.kernelMountMs.median}; one Get over the socket ${b.socketGetMs.median}`);
 console.log(`20 volumes via netvol's socket: one by one ${result.mount20.sequentialMs} ms, concurrently ${result.mount20.concurrentMs} ms (${result.mount20.speedup}x)`);
