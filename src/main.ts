@@ -168,6 +168,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     },
     `Ready: docker can use -d ${config.name}`,
   );
+  runner.warmUp?.();
 
   let metricsServer: Server | undefined;
   if (config.metrics && metrics) {

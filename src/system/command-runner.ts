@@ -17,6 +17,8 @@ export interface RunOptions {
 
 export interface CommandRunner {
   run(command: Command, options: RunOptions): Promise<CommandResult>;
+  /** Loads what the first run would, once the daemon is ready, so the first mount does not pay. */
+  warmUp?(): void;
 }
 
 /** The command ran and exited non-zero: `stderr` is the tool's own explanation. */
@@ -67,10 +69,16 @@ export class ExecaCommandRunner implements CommandRunner {
   /** How long to wait for a killed command to exit before giving up on it. */
   constructor(private readonly killGraceMs = 5000) {}
 
+  warmUp(): void {
+    // execa takes ~150 ms to load here (seconds in an emulated guest): the first docker run
+    // after a start would wait for it inside its Mount.
+    setImmediate(() => void import('execa').catch(() => undefined));
+  }
+
   async run(command: Command, options: RunOptions): Promise<CommandResult> {
     // mount(8) forks mount.nfs/mount.cifs, which would survive a kill of mount alone and keep
     // the output pipes open: each command gets its own process group, killed as a whole.
-    // Loaded on the first mount: start-up (dockerd is waiting for the socket) does not pay for it.
+    // Loaded after the socket is up (warmUp) or here: start-up, which dockerd waits for, does not pay for it.
     const { execa } = await import('execa');
     const subprocess = execa(command.file, [...command.args], {
       detached: true,
