@@ -294,6 +294,11 @@ async function main() {
   }
   if (overlay && !o.keep) fs.rmSync(overlay, { force: true });
   if (o.mode === 'bench') keepBenchResults(path.join(results, 'main'));
+  // The demo is for reading: its narration (commands, the file on the server) goes to the screen.
+  if (o.mode === 'demo') {
+    const demoLog = path.join(results, 'main', 'logs', 'scenario-logs', 'demo.log');
+    if (fs.existsSync(demoLog)) console.log('\n' + fs.readFileSync(demoLog, 'utf8').trimEnd());
+  }
 
   const total = (Date.now() - T0) / 1000;
   const w = Math.max(8, ...rows.map((r) => r.name.length));
