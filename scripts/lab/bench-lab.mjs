@@ -120,8 +120,8 @@ async function waitUnmounted(volumes) {
 const netvolMountMs = readFileSync('/var/log/netvol/nfs.log', 'utf8').split('\n')
   .map((line) => { try { return JSON.parse(line); } catch { return undefined; } })
   .filter((e) => e && e.msg === 'Mounted' && /\/b\d+-netvol$/.test(e.target ?? '')).map((e) => e.ms);
+sh('mkdir', ['-p', '/mnt/bench-mount']);
 function timedMount(args) {
-  sh('mkdir', ['-p', '/mnt/bench-mount']);
   const t = now();
   sh('mount', [...args, '/mnt/bench-mount']);
   const ms = now() - t;

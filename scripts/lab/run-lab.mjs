@@ -87,6 +87,20 @@ export function tcgArgs() {
   return ['-machine', 'q35', '-accel', 'tcg,thread=multi,tb-size=256', '-cpu', process.env.NETVOL_LAB_CPU || 'qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16'];
 }
 
+/** Calls onLine with each complete line of a stream's chunks (a guest console: CR LF endings). */
+export function lineSplitter(onLine) {
+  let buf = '';
+  return (chunk) => {
+    buf += chunk.toString('utf8');
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i).replace(/\r$/, '');
+      buf = buf.slice(i + 1);
+      onLine(line);
+    }
+  };
+}
+
 // Boot the guest once. Resolves with { code, timedOut, seconds }.
 export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, resultsDir, env, timeoutSec, consoleLog, quiet, onLine, pluginDir }) {
   fs.mkdirSync(resultsDir, { recursive: true });
@@ -120,17 +134,13 @@ export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, res
     const onSig = () => { try { process.kill(q.pid, 'SIGKILL'); } catch { /* gone */ } process.exit(130); };
     process.once('SIGINT', onSig);
     process.once('SIGTERM', onSig);
-    let buf = '';
+    const split = lineSplitter((line) => {
+      if (onLine) onLine(line);
+      if (!quiet && /^\[(guest|scenario)/.test(line)) console.log('  ' + line);
+    });
     const handle = (chunk) => {
       out.write(chunk);
-      buf += chunk.toString('utf8');
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i).replace(/\r$/, '');
-        buf = buf.slice(i + 1);
-        if (onLine) onLine(line);
-        if (!quiet && /^\[(guest|scenario)/.test(line)) console.log('  ' + line);
-      }
+      split(chunk);
     };
     q.stdout.on('data', handle);
     q.stderr.on('data', handle);

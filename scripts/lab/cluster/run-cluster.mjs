@@ -35,7 +35,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildImage, ensureBuild, failuresAndNotes, resultsRoot, tcgArgs } from '../run-lab.mjs';
+import { buildImage, ensureBuild, failuresAndNotes, lineSplitter, resultsRoot, tcgArgs } from '../run-lab.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..', '..', '..');
@@ -187,16 +187,12 @@ class Cluster {
     const out = fs.createWriteStream(consoleLog);
     const proc = spawn('qemu-system-x86_64', this.qemuArgs(n), { stdio: ['ignore', 'pipe', 'pipe'] });
     const vm = { proc, pid: proc.pid, boot, expectedExit: false, exited: false, startedAt: Date.now() };
-    let buf = '';
+    const split = lineSplitter((line) => {
+      if (!this.o.quiet && /^\[(cluster|scenario)/.test(line)) console.log(`  ${n}${boot > 1 ? `#${boot}` : ''} ${line}`);
+    });
     const onData = (chunk) => {
       out.write(chunk);
-      buf += chunk.toString('utf8');
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i).replace(/\r$/, '');
-        buf = buf.slice(i + 1);
-        if (!this.o.quiet && /^\[(cluster|scenario)/.test(line)) console.log(`  ${n}${boot > 1 ? `#${boot}` : ''} ${line}`);
-      }
+      split(chunk);
     };
     proc.stdout.on('data', onData);
     proc.stderr.on('data', onData);
