@@ -71,3 +71,11 @@ export class StartupError extends NetvolError {
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** A call waited too long for an earlier call on the same volume (a hung server behind it). */
+export class BusyError extends NetvolError {
+  override name = 'BusyError';
+  constructor(message: string) {
+    super('EBUSYLOCK', message);
+  }
+}

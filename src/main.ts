@@ -1,10 +1,12 @@
 import type { Server } from 'node:http';
-import { mkdir, writeFile, unlink } from 'node:fs/promises';
+import { mkdir, realpath, writeFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { driverStateDir, type DaemonConfig } from './config.js';
 import { reconcile } from './driver/reconcile.js';
 import { VolumeDriver } from './driver/volume-driver.js';
+import { ShareProvisioner } from './driver/share-provisioner.js';
+import { lockMountRoot } from './system/mount-root-lock.js';
 import { createApp } from './http/app.js';
 import { routeTable } from './http/routes.js';
 import { closeServer, listenOnSocket, listenOnTcp } from './http/server.js';
@@ -62,161 +64,215 @@ export function protocolHandler(config: DaemonConfig): ProtocolHandler {
 export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promise<RunningDaemon> {
   const { logger } = deps;
   const started = Date.now();
-  const root = join(config.basedir, config.protocol);
   const stateDir = driverStateDir(config);
   const store = deps.store ?? new JsonStateStore(stateDir);
   const mountTable = deps.mountTable ?? new ProcMountTable();
   const runner = deps.runner ?? new ExecaCommandRunner();
   const bootId = await (deps.bootId ?? (() => readBootId()))();
+  // The kernel reports real paths: a symlinked --basedir (or /var/lib moved to another disk)
+  // compared as given would never match a mount, and every Mount would stack another.
+  const root = await realDirectory(mountRoot(config));
+  const stagingDir = await realDirectory(join(stateDir, 'staging'), 0o700);
+  const lock = await lockMountRoot(root, config.name, bootId);
 
-  const loaded = await store.load();
-  const { state, orphans, notes } = reconcile(loaded ?? emptyState(bootId), bootId, await mountTable.list(), root);
-  for (const { volume, note } of notes) logger.info({ volume }, `Reconcile: ${note}`);
-  // A fresh snapshot folds the journal in (and drops a line torn by a crash); with nothing
-  // to fold and nothing changed, the 10,000-volume rewrite is skipped.
-  if (!loaded || loaded.bootId !== bootId || notes.length > 0 || (store.journalLength ?? 0) > 0) await store.save(state);
+  try {
+    return await startLocked();
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
 
-  const clock = deps.clock ?? (() => new Date());
-  // prom-client is loaded only when metrics are served: memory and start-up stay lean otherwise.
-  const metrics = config.metrics ? new (await import('./observability/metrics.js')).Metrics(state, clock) : undefined;
-  const commandMounter = new CommandMounter(
-    runner,
-    mountTable,
-    {
+  async function startLocked(): Promise<RunningDaemon> {
+    const loaded = await store.load();
+    const { state, orphans, rootMountedSubdirectories, notes } = reconcile(loaded ?? emptyState(bootId), bootId, await mountTable.list(), root, stagingDir);
+    for (const { volume, note } of notes) logger.info({ volume }, `Reconcile: ${note}`);
+    // A fresh snapshot folds the journal in (and drops a line torn by a crash); with nothing
+    // to fold and nothing changed, the 10,000-volume rewrite is skipped.
+    if (!loaded || loaded.bootId !== bootId || notes.length > 0 || (store.journalLength ?? 0) > 0) await store.save(state);
+
+    const clock = deps.clock ?? (() => new Date());
+    // prom-client is loaded only when metrics are served: memory and start-up stay lean otherwise.
+    const metrics = config.metrics ? new (await import('./observability/metrics.js')).Metrics(state, clock) : undefined;
+    const commandMounter = new CommandMounter(
+      runner,
+      mountTable,
+      {
+        timeoutMs: config.mountTimeoutSeconds * 1000,
+        secretsDir: join(stateDir, 'secrets'),
+        ...(config.mountCommand ? { mountCommand: config.mountCommand, checkFsType: false } : {}),
+        ...(config.umountCommand ? { umountCommand: config.umountCommand } : {}),
+      },
+      logger.child({ component: 'mounter' }),
+    );
+    const leftoverSecrets = await commandMounter.removeLeftoverSecrets();
+    if (leftoverSecrets > 0) logger.warn({ files: leftoverSecrets }, 'Removed CIFS credentials files left by a daemon that was killed during a mount');
+    const mounter = metrics ? metrics.instrument(commandMounter, config.protocol) : commandMounter;
+    const provisioner = new ShareProvisioner({
+      runner,
+      mounter,
+      stagingDir,
       timeoutMs: config.mountTimeoutSeconds * 1000,
-      secretsDir: join(stateDir, 'secrets'),
-      ...(config.mountCommand ? { mountCommand: config.mountCommand } : {}),
-      ...(config.umountCommand ? { umountCommand: config.umountCommand } : {}),
-    },
-    logger.child({ component: 'mounter' }),
-  );
-  const mounter = metrics ? metrics.instrument(commandMounter, config.protocol) : commandMounter;
-  for (const orphan of orphans) {
-    await mounter.unmount(orphan).catch((error: unknown) => logger.warn({ mountpoint: orphan, err: (error as Error).message }, 'Could not unmount an orphan mount'));
-  }
+      logger: logger.child({ component: 'provisioner' }),
+    });
 
-  const protocol = protocolHandler(config);
-  const committer = new GroupCommitter(store, () => state);
-  const driver = new VolumeDriver({
-    protocol,
-    mounter,
-    mountTable,
-    root,
-    state,
-    commit: (volumes) => committer.commit(volumes),
-    clock,
-    logger: logger.child({ component: 'driver' }),
-    unmountDelayMs: config.unmountDelaySeconds * 1000,
-  });
-  const info = {
-    driver: config.name,
-    protocol: config.protocol,
-    version: config.version,
-    socket: config.tcp ? `tcp://${config.tcp.host}:${config.tcp.port}` : config.socket,
-    stateFile: store.path,
-    basedir: config.basedir,
-    startedAt: new Date(started).toISOString(),
-    pid: process.pid,
-  };
-  const docker = { socket: config.dockerSocket, apiVersion: config.dockerApiVersion };
-  const releaseStale = async (dryRun: boolean) => {
-    const askedAt = clock();
-    const inUse = await volumesInUse(docker, config.name);
-    return driver.releaseStale(inUse, askedAt, config.staleGraceSeconds * 1000, dryRun);
-  };
-  const app = createApp({
-    routes: routeTable(driver),
-    logger,
-    secretKeys: protocol.secretKeys,
-    ...(metrics ? { metrics } : {}),
-    extraRoutes: (express) => addAdminRoutes(express, driver, info, clock, releaseStale),
-  });
-
-  let server: Server;
-  let specFile: string | undefined;
-  if (config.tcp) {
-    server = await listenOnTcp(app, config.tcp);
-    const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : config.tcp.port;
-    const host = config.tcp.host.includes(':') ? `[${config.tcp.host}]` : config.tcp.host;
-    await mkdir(config.tcp.specDir, { recursive: true });
-    const { tls } = config.tcp;
-    if (tls) {
-      // dockerd reads TLS settings only from a .json spec.
-      specFile = join(config.tcp.specDir, `${config.name}.json`);
-      const spec = {
-        Name: config.name,
-        Addr: `https://${host}:${port}`,
-        TLSConfig: { InsecureSkipVerify: false, CAFile: tls.ca, CertFile: tls.clientCert ?? '', KeyFile: tls.clientKey ?? '' },
-      };
-      await writeFile(specFile, `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o644 });
-    } else {
-      specFile = join(config.tcp.specDir, `${config.name}.spec`);
-      await writeFile(specFile, `tcp://${host}:${port}\n`);
-    }
-    logger.info({ address: `${host}:${port}`, tls: Boolean(tls), spec: specFile }, 'Listening on TCP');
-  } else {
-    server = await listenOnSocket(app, { path: config.socket, gid: config.socketGroup });
-  }
-  logger.info(
-    {
+    const protocol = protocolHandler(config);
+    const committer = new GroupCommitter(store, () => state);
+    const driver = new VolumeDriver({
+      protocol,
+      mounter,
+      mountTable,
+      root,
+      provisioner,
+      state,
+      commit: (volumes) => committer.commit(volumes),
+      lockWaitMs: config.mountTimeoutSeconds * 1000,
+      rootMountedSubdirectories,
+      clock,
+      logger: logger.child({ component: 'driver' }),
+      unmountDelayMs: config.unmountDelaySeconds * 1000,
+    });
+    const info = {
       driver: config.name,
-      socket: config.tcp ? undefined : config.socket,
+      protocol: config.protocol,
+      version: config.version,
+      socket: config.tcp ? `tcp://${config.tcp.host}:${config.tcp.port}` : config.socket,
       stateFile: store.path,
-      volumes: Object.keys(state.volumes).length,
-      ms: Date.now() - started,
-    },
-    `Ready: docker can use -d ${config.name}`,
-  );
-  runner.warmUp?.();
+      basedir: config.basedir,
+      startedAt: new Date(started).toISOString(),
+      pid: process.pid,
+    };
+    const docker = { socket: config.dockerSocket, apiVersion: config.dockerApiVersion };
+    const releaseStale = async (dryRun: boolean) => {
+      const askedAt = clock();
+      const inUse = await volumesInUse(docker, (mount) => {
+        // dockerd names a managed plugin's driver `name:tag`; the Source path is unambiguous.
+        const byPath = mount.Source ? driver.volumeAtPath(mount.Source) : undefined;
+        if (byPath !== undefined) return byPath;
+        return mount.Driver !== undefined && sameDriver(mount.Driver, config.name) ? mount.Name : undefined;
+      });
+      return driver.releaseStale(inUse, askedAt, config.staleGraceSeconds * 1000, dryRun);
+    };
+    const app = createApp({
+      routes: routeTable(driver),
+      logger,
+      secretKeys: protocol.secretKeys,
+      ...(metrics ? { metrics } : {}),
+      extraRoutes: (express) => addAdminRoutes(express, driver, info, clock, releaseStale),
+    });
 
-  let metricsServer: Server | undefined;
-  if (config.metrics && metrics) {
-    metricsServer = createServer((req, res) => {
-      if (req.url !== '/metrics') {
-        res.writeHead(404).end('see /metrics\n');
-        return;
+    let server: Server;
+    let specFile: string | undefined;
+    if (config.tcp) {
+      server = await listenOnTcp(app, config.tcp);
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : config.tcp.port;
+      const host = config.tcp.host.includes(':') ? `[${config.tcp.host}]` : config.tcp.host;
+      await mkdir(config.tcp.specDir, { recursive: true });
+      const { tls } = config.tcp;
+      if (tls) {
+        // dockerd reads TLS settings only from a .json spec.
+        specFile = join(config.tcp.specDir, `${config.name}.json`);
+        const spec = {
+          Name: config.name,
+          Addr: `https://${host}:${port}`,
+          TLSConfig: { InsecureSkipVerify: false, CAFile: tls.ca, CertFile: tls.clientCert ?? '', KeyFile: tls.clientKey ?? '' },
+        };
+        await writeFile(specFile, `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o644 });
+      } else {
+        specFile = join(config.tcp.specDir, `${config.name}.spec`);
+        await writeFile(specFile, `tcp://${host}:${port}\n`);
       }
-      metrics.registry.metrics().then(
-        (text) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text),
-        (error: unknown) => res.writeHead(500).end(String(error)),
-      );
-    });
-    const { host, port } = config.metrics;
-    await new Promise<void>((resolve, reject) => {
-      metricsServer?.once('error', reject);
-      metricsServer?.listen(port, host, () => resolve());
-    });
-    logger.info({ address: metricsServer.address() }, 'Serving Prometheus metrics on /metrics');
-  }
-  await notifySystemdReady({ notifySocket: deps.notifySocket, pid: process.pid }, runner, logger);
-  const activation = config.activate
-    ? activateInDocker({ dockerSocket: config.dockerSocket, driver: config.name, apiVersion: config.dockerApiVersion }, logger)
-    : undefined;
+      logger.info({ address: `${host}:${port}`, tls: Boolean(tls), spec: specFile }, 'Listening on TCP');
+    } else {
+      server = await listenOnSocket(app, { path: config.socket, gid: config.socketGroup });
+    }
+    logger.info(
+      {
+        driver: config.name,
+        socket: config.tcp ? undefined : config.socket,
+        stateFile: store.path,
+        volumes: Object.keys(state.volumes).length,
+        ms: Date.now() - started,
+      },
+      `Ready: docker can use -d ${config.name}`,
+    );
+    runner.warmUp?.();
+    // After the socket is up and in parallel: each leftover of a dead server can cost two mount
+    // timeouts, and systemd and dockerd wait for readiness.
+    const orphanCleanUp = orphans.length === 0
+      ? Promise.resolve()
+      : driver.cleanUpOrphans(orphans).then(() => logger.info({ mounts: orphans.length, ms: Date.now() - started }, 'Leftover mounts unmounted'));
 
-  const staleTimer =
-    config.releaseStaleIntervalSeconds > 0
-      ? setInterval(() => {
-          releaseStale(false).catch((error: unknown) =>
-            logger.warn({ err: (error as Error).message }, 'Periodic stale-reference release skipped: dockerd did not answer'),
-          );
-        }, config.releaseStaleIntervalSeconds * 1000)
+    let metricsServer: Server | undefined;
+    if (config.metrics && metrics) {
+      metricsServer = createServer((req, res) => {
+        if (req.url !== '/metrics') {
+          res.writeHead(404).end('see /metrics\n');
+          return;
+        }
+        metrics.registry.metrics().then(
+          (text) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text),
+          (error: unknown) => res.writeHead(500).end(String(error)),
+        );
+      });
+      const { host, port } = config.metrics;
+      await new Promise<void>((resolve, reject) => {
+        metricsServer?.once('error', reject);
+        metricsServer?.listen(port, host, () => resolve());
+      });
+      logger.info({ address: metricsServer.address() }, 'Serving Prometheus metrics on /metrics');
+    }
+    await notifySystemdReady({ notifySocket: deps.notifySocket, pid: process.pid }, runner, logger);
+    const activation = config.activate
+      ? activateInDocker({ dockerSocket: config.dockerSocket, driver: config.name, apiVersion: config.dockerApiVersion }, logger)
       : undefined;
-  staleTimer?.unref();
 
-  return {
-    driver,
-    server,
-    metricsServer,
-    async close() {
-      if (staleTimer) clearInterval(staleTimer);
-      activation?.stop();
-      if (metricsServer) await closeServer(metricsServer);
-      await closeServer(server, config.tcp ? undefined : config.socket);
-      // No call can come any more: shares kept for the unmount delay go now.
-      await driver.unmountLingering();
-      if (specFile) await unlink(specFile).catch(() => undefined);
-      await committer.commit();
-    },
-  };
+    const staleTimer =
+      config.releaseStaleIntervalSeconds > 0
+        ? setInterval(() => {
+            releaseStale(false).catch((error: unknown) =>
+              logger.warn({ err: (error as Error).message }, 'Periodic stale-reference release skipped: dockerd did not answer'),
+            );
+          }, config.releaseStaleIntervalSeconds * 1000)
+        : undefined;
+    staleTimer?.unref();
+
+    return {
+      driver,
+      server,
+      metricsServer,
+      async close() {
+        if (staleTimer) clearInterval(staleTimer);
+        activation?.stop();
+        if (metricsServer) await closeServer(metricsServer);
+        await closeServer(server, config.tcp ? undefined : config.socket);
+        // No call can come any more: shares kept for the unmount delay go now.
+        await driver.unmountLingering();
+        if (specFile) await unlink(specFile).catch(() => undefined);
+        await orphanCleanUp;
+        await committer.commit();
+        await lock.release();
+      },
+    };
+  }
+}
+
+/**
+ * `<basedir>/<driver name>`: the default names are the protocols, so a lone daemon keeps
+ * netshare's `<basedir>/nfs` layout, and two daemons of one protocol under other names
+ * never share a directory (each would take the other's mounts for its own leftovers).
+ */
+export function mountRoot(config: Pick<DaemonConfig, 'basedir' | 'name'>): string {
+  return join(config.basedir, config.name);
+}
+
+async function realDirectory(path: string, mode = 0o755): Promise<string> {
+  await mkdir(path, { recursive: true, mode });
+  return realpath(path);
+}
+
+/** `netvol`, `netvol:latest` and `netvol:latest` with a registry prefix name one plugin. */
+export function sameDriver(reported: string, name: string): boolean {
+  const bare = (driver: string) => driver.replace(/:latest$/, '');
+  return bare(reported) === bare(name) || bare(reported).split('/').pop() === bare(name);
 }

@@ -1,7 +1,8 @@
 import { mkdir, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { ConflictError, InUseError, MountError, NotFoundError, errorMessage } from '../errors.js';
+import { BusyError, ConflictError, InUseError, MountError, NotFoundError, errorMessage } from '../errors.js';
+import type { MountPlan } from '../protocols/mount-plan.js';
 import type { ProtocolHandler } from '../protocols/protocol.js';
 import type { StateFile, VolumeRecord } from '../state/state-schema.js';
 import type { Mounter } from '../system/mounter.js';
@@ -9,6 +10,8 @@ import { findMount, mountsBelow, type MountTable } from '../system/mount-table.j
 import { maskSecretOptions } from '../protocols/secret-options.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { MountpointIndex } from './mountpoint-index.js';
+import { subdirectoryPlan, type ShareProvisioner } from './share-provisioner.js';
+import { CommandTimeoutError } from '../system/command-runner.js';
 import { checkVolumeName, mountpointFor } from './volume-name.js';
 
 export interface VolumeSummary {
@@ -24,7 +27,7 @@ export interface VolumeDetail extends VolumeSummary {
 export interface StaleRelease {
   readonly volume: string;
   readonly ids: string[];
-  readonly action: 'released' | 'would release' | 'kept';
+  readonly action: 'released' | 'would release' | 'kept' | 'failed';
   readonly reason: string;
 }
 
@@ -32,12 +35,24 @@ export interface DriverDeps {
   readonly protocol: ProtocolHandler;
   readonly mounter: Mounter;
   readonly mountTable: MountTable;
-  /** `<basedir>/<protocol>`: every mountpoint lies strictly inside it. */
+  /** The mount root (realpath), locked to this daemon: every mountpoint lies strictly inside it. */
   readonly root: string;
+  /** Makes a volume's subdirectory on its share, outside the request's own mount. */
+  readonly provisioner: ShareProvisioner;
   /** The live state; the driver mutates it and then calls commit(). */
   readonly state: StateFile;
-  /** Persists the named volumes' records (and the state's own fields). */
+  /** Persists the named volumes' records (and the state's own fields); rejects when not durable. */
   readonly commit: (volumes: readonly string[]) => Promise<void>;
+  /**
+   * Persists without making the caller wait or fail: for changes the kernel side has already
+   * made (a container stopped, dockerd activated us), where failing the call helps nobody.
+   * Retried until it succeeds.
+   */
+  readonly commitLater?: (volumes: readonly string[]) => void;
+  /** How long a Mount may wait behind an earlier call on the same volume; unbounded if absent. */
+  readonly lockWaitMs?: number;
+  /** Volumes adopted at start whose kernel mount is of the share's root (see reconcile). */
+  readonly rootMountedSubdirectories?: Iterable<string>;
   readonly clock: () => Date;
   readonly logger: Logger;
   /**
@@ -63,8 +78,11 @@ export class VolumeDriver {
   private mountpoints: MountpointIndex | undefined;
   /** Volumes whose last Unmount came; their share stays mounted until the timer fires. */
   private readonly lingering = new Map<string, NodeJS.Timeout>();
+  private readonly rootMounted: Set<string>;
 
-  constructor(private readonly deps: DriverDeps) {}
+  constructor(private readonly deps: DriverDeps) {
+    this.rootMounted = new Set(deps.rootMountedSubdirectories ?? []);
+  }
 
   /** Built on first Create, so start-up does not pay for it. */
   private index(): MountpointIndex {
@@ -82,6 +100,22 @@ export class VolumeDriver {
       await this.deps.commit(volume === undefined ? [] : [volume]);
     } finally {
       this.listCache = undefined;
+    }
+  }
+
+  /**
+   * For changes the kernel side has already made (a container stopped, dockerd activated us):
+   * waits for the write like any change, but a failed write does not fail the call. Failing
+   * would leave dockerd holding an ID it never sends again, or unable to use the driver at
+   * all; the change is kept and its save retried until it succeeds (status shows it).
+   */
+  private async commitOrKeep(volume?: string): Promise<void> {
+    try {
+      await this.commit(volume);
+    } catch (error) {
+      this.deps.logger.warn({ volume, err: errorMessage(error) }, 'Could not save state; the change is kept and saving is retried');
+      const volumes = volume === undefined ? [] : [volume];
+      if (this.deps.commitLater) this.deps.commitLater(volumes);
     }
   }
 
@@ -157,68 +191,123 @@ export class VolumeDriver {
   }
 
   async mount(name: string, id: string): Promise<string> {
-    const { state, logger, mountTable, mounter, protocol } = this.deps;
-    return this.locks.run(name, async () => {
-      const record = this.require(name);
-      this.cancelLinger(name);
-      const mountpoint = this.mountpoint(record);
-      const path = this.path(record);
-      const entries = await mountTable.list();
-      let mountedNow = false;
-      if (!findMount(entries, mountpoint)) {
-        if (record.mountIds.length > 0) {
-          logger.warn({ volume: name, mountpoint }, 'Volume was unmounted behind netvol; mounting it again');
+    const { state, logger, mountTable } = this.deps;
+    const waitMs = this.deps.lockWaitMs;
+    return this.locks.run(
+      name,
+      async () => {
+        const record = this.require(name);
+        this.cancelLinger(name);
+        const mountpoint = this.mountpoint(record);
+        const entries = await mountTable.list();
+        let mountedNow = false;
+        if (!findMount(entries, mountpoint)) {
+          if (record.mountIds.length > 0) {
+            logger.warn({ volume: name, mountpoint }, 'Volume was unmounted behind netvol; mounting it again');
+          }
+          this.rootMounted.delete(name);
+          this.checkNoNestedMounts(entries, mountpoint);
+          await mkdir(mountpoint, { recursive: true, mode: 0o755 });
+          try {
+            await this.mountShare(record, mountpoint);
+          } catch (error) {
+            await this.removeEmptyDirectories(mountpoint);
+            record.lastError = errorMessage(error);
+            throw error;
+          }
+          mountedNow = true;
         }
-        this.checkNoNestedMounts(entries, mountpoint);
-        await mkdir(mountpoint, { recursive: true, mode: 0o755 });
+        const path = this.path(record);
         try {
-          await mounter.mount(await protocol.plan(record), mountpoint);
+          const epoch = state.activations;
+          const previousEpoch = record.mountEpochs && Object.hasOwn(record.mountEpochs, id) ? record.mountEpochs[id] : undefined;
+          // dockerd restarted (it activated us again) and a container it had running starts
+          // again with its old mount ID: that is the same reference, not a nested mount.
+          const reclaimed = record.mountIds.includes(id) && previousEpoch !== undefined && previousEpoch < epoch;
+          const before = { mountEpochs: record.mountEpochs, mountedAt: record.mountedAt, lastMountAt: record.lastMountAt };
+          if (!reclaimed) record.mountIds.push(id);
+          record.mountEpochs = { ...record.mountEpochs, [id]: epoch };
+          record.mountedAt ??= this.deps.clock().toISOString();
+          record.lastMountAt = this.deps.clock().toISOString();
+          delete record.lastError;
+          await this.commit(name).catch((error: unknown) => {
+            if (!reclaimed) record.mountIds.pop();
+            Object.assign(record, before);
+            if (record.mountIds.length === 0) delete record.mountedAt;
+            throw error;
+          });
         } catch (error) {
-          await this.removeEmptyDirectories(mountpoint);
+          if (mountedNow) {
+            await this.deps.mounter.unmount(mountpoint).catch(() => undefined);
+            await this.removeEmptyDirectories(mountpoint);
+          } else if (record.mountIds.length === 0) {
+            // A share reused from its unmount delay: without a timer again it would stay mounted for good.
+            this.linger(name, this.deps.unmountDelayMs ?? 0);
+          }
           record.lastError = errorMessage(error);
           throw error;
         }
-        mountedNow = true;
-      }
-      try {
-        if (record.subdirectory !== undefined) await makeSubdirectory(path, name);
-        const epoch = state.activations;
-        const previousEpoch = record.mountEpochs && Object.hasOwn(record.mountEpochs, id) ? record.mountEpochs[id] : undefined;
-        // dockerd restarted (it activated us again) and a container it had running starts
-        // again with its old mount ID: that is the same reference, not a nested mount.
-        const reclaimed = record.mountIds.includes(id) && previousEpoch !== undefined && previousEpoch < epoch;
-        const before = { mountEpochs: record.mountEpochs, mountedAt: record.mountedAt, lastMountAt: record.lastMountAt };
-        if (!reclaimed) record.mountIds.push(id);
-        record.mountEpochs = { ...record.mountEpochs, [id]: epoch };
-        record.mountedAt ??= this.deps.clock().toISOString();
-        record.lastMountAt = this.deps.clock().toISOString();
-        delete record.lastError;
-        await this.commit(name).catch((error: unknown) => {
-          if (!reclaimed) record.mountIds.pop();
-          Object.assign(record, before);
-          if (record.mountIds.length === 0) delete record.mountedAt;
-          throw error;
-        });
-      } catch (error) {
-        if (mountedNow) {
-          await mounter.unmount(mountpoint).catch(() => undefined);
-          await this.removeEmptyDirectories(mountpoint);
-        }
-        record.lastError = errorMessage(error);
-        throw error;
-      }
-      logger.info({ volume: name, id, mounts: record.mountIds.length, outcome: mountedNow ? 'mounted' : 'reused' }, 'Volume mount');
-      return path;
-    });
+        logger.info({ volume: name, id, mounts: record.mountIds.length, outcome: mountedNow ? 'mounted' : 'reused' }, 'Volume mount');
+        return path;
+      },
+      {
+        maxWaitMs: waitMs,
+        onTimeout: () =>
+          new BusyError(
+            `volume '${name}' is busy: an earlier call for it has not finished after ${Math.round((waitMs ?? 0) / 1000)} s (is its server ${this.deps.state.volumes[name]?.share ?? ''} reachable?); nothing was mounted, try again`,
+          ),
+      },
+    );
   }
 
-  /** dockerd called Plugin.Activate: it has (re)started. */
+  /**
+   * A volume with a subdirectory gets that subdirectory mounted directly (`host:/export/sub`),
+   * as csi-driver-nfs does: path lookups then happen on the server inside the export, so a
+   * link placed on the share can never make the directory handed to dockerd resolve on the
+   * host. Only when that mount fails is the directory made (once, through the provisioner,
+   * which never follows links), and the mount tried again.
+   */
+  private async mountShare(record: VolumeRecord, mountpoint: string): Promise<void> {
+    const { mounter, protocol, logger } = this.deps;
+    const plan = await protocol.plan(record);
+    if (record.subdirectory === undefined) {
+      await mounter.mount(plan, mountpoint);
+      return;
+    }
+    const direct = subdirectoryPlan(plan, record.subdirectory);
+    try {
+      await mounter.mount(direct, mountpoint);
+      return;
+    } catch (error) {
+      if (isTimeout(error)) throw error;
+      logger.info({ volume: record.name, subdirectory: record.subdirectory }, 'Subdirectory did not mount; making it on the share');
+    }
+    await this.makeSubdirectory(plan, record);
+    await mounter.mount(direct, mountpoint);
+  }
+
+  private async makeSubdirectory(plan: MountPlan, record: VolumeRecord): Promise<void> {
+    const subdirectory = record.subdirectory ?? '';
+    try {
+      const { made } = await this.deps.provisioner.makeDirectory(plan, subdirectory);
+      this.deps.logger.info({ volume: record.name, subdirectory, made }, made ? 'Made the subdirectory on the share' : 'Subdirectory exists on the share');
+    } catch (error) {
+      throw new MountError(`volume '${record.name}': cannot make the subdirectory ${subdirectory} on ${record.share}: ${errorMessage(error)}`, { cause: error });
+    }
+  }
+
+  /** dockerd called Plugin.Activate: it has (re)started. Never fails: dockerd could not use the driver at all. */
   async activated(): Promise<void> {
     this.deps.state.activations += 1;
-    await this.commit();
+    await this.commitOrKeep();
     this.deps.logger.info({ activations: this.deps.state.activations }, 'Activated by dockerd');
   }
 
+  /**
+   * A container let go. The reference goes whatever the disk says: a failed save is retried
+   * in the background (and shown in status), because failing the call would leave dockerd
+   * holding an ID it never sends again and the share mounted for good.
+   */
   async unmount(name: string, id: string): Promise<void> {
     const { state, logger } = this.deps;
     await this.locks.run(name, async () => {
@@ -229,36 +318,25 @@ export class VolumeDriver {
         return;
       }
       if (record.mountIds.length > 1) {
-        const epochs = record.mountEpochs;
         record.mountIds.splice(index, 1);
         forgetEpochIfLast(record, id);
-        await this.commit(name).catch((error: unknown) => {
-          record.mountIds.splice(index, 0, id);
-          record.mountEpochs = epochs;
-          throw error;
-        });
+        await this.commitOrKeep(name);
         logger.info({ volume: name, id, mounts: record.mountIds.length, outcome: 'released' }, 'Volume unmount');
         return;
       }
       const delayMs = this.deps.unmountDelayMs ?? 0;
       if (delayMs > 0) {
         // The reference is gone now (state says unmounted); only the kernel mount waits.
-        const before = { mountIds: record.mountIds, mountedAt: record.mountedAt, mountEpochs: record.mountEpochs };
         record.mountIds = [];
         delete record.mountedAt;
         delete record.mountEpochs;
-        await this.commit(name).catch((error: unknown) => {
-          Object.assign(record, before);
-          throw error;
-        });
+        await this.commitOrKeep(name);
         this.linger(name, delayMs);
         logger.info({ volume: name, id, mounts: 0, outcome: 'released', unmountInMs: delayMs }, 'Volume unmount');
         return;
       }
       await this.unmountAndForget(record);
-      // The kernel mount is gone whatever happens next; a failed save is repaired at the
-      // next start, when the mount table shows the volume unmounted.
-      await this.commit(name);
+      await this.commitOrKeep(name);
       logger.info({ volume: name, id, mounts: 0, outcome: 'unmounted' }, 'Volume unmount');
     });
   }
@@ -293,7 +371,7 @@ export class VolumeDriver {
         // Mounted again meanwhile, or removed (Remove unmounts it itself).
         if (!record || record.mountIds.length > 0) return;
         await this.unmountAndForget(record);
-        await this.commit(name);
+        await this.commitOrKeep(name);
         this.deps.logger.info({ volume: name, mounts: 0, outcome: 'unmounted' }, 'Volume unmount (after the unmount delay)');
       })
       .catch((error: unknown) => {
@@ -337,26 +415,81 @@ export class VolumeDriver {
    * may be starting on it right now.
    */
   async releaseStale(inUse: ReadonlySet<string>, askedAt: Date, graceMs: number, dryRun: boolean): Promise<StaleRelease[]> {
-    const results: StaleRelease[] = [];
-    for (const record of this.records()) {
-      if (record.mountIds.length === 0 || inUse.has(record.name)) continue;
-      const outcome = await this.locks.run(record.name, async (): Promise<StaleRelease> => {
-        const ids = [...record.mountIds];
-        const base = { volume: record.name, ids };
-        if (ids.length === 0) return { ...base, action: 'kept', reason: 'released meanwhile' };
-        const lastMount = Date.parse(record.lastMountAt ?? record.mountedAt ?? '');
-        if (Number.isFinite(lastMount) && lastMount > askedAt.getTime() - graceMs) {
-          return { ...base, action: 'kept', reason: `mounted ${Math.round((askedAt.getTime() - lastMount) / 1000)} s ago; a container may be starting` };
-        }
-        if (dryRun) return { ...base, action: 'would release', reason: 'no running container uses it' };
-        await this.unmountAndForget(record);
-        await this.commit(record.name);
-        this.deps.logger.info({ volume: record.name, ids, outcome: 'released-stale' }, 'Released stale mount IDs: no running container uses the volume');
-        return { ...base, action: 'released', reason: 'no running container uses it' };
-      });
-      results.push(outcome);
+    // Each volume under its own lock and independently: one hung or failing volume neither
+    // stalls the others nor hides what was done to them.
+    const candidates = this.records().filter((record) => record.mountIds.length > 0 && !inUse.has(record.name));
+    return Promise.all(
+      candidates.map((record) =>
+        this.locks
+          .run(record.name, async (): Promise<StaleRelease> => {
+            const ids = [...record.mountIds];
+            const base = { volume: record.name, ids };
+            if (ids.length === 0) return { ...base, action: 'kept', reason: 'released meanwhile' };
+            const lastMount = Date.parse(record.lastMountAt ?? record.mountedAt ?? '');
+            if (Number.isFinite(lastMount) && lastMount > askedAt.getTime() - graceMs) {
+              return { ...base, action: 'kept', reason: `mounted ${Math.round((askedAt.getTime() - lastMount) / 1000)} s ago; a container may be starting` };
+            }
+            if (dryRun) return { ...base, action: 'would release', reason: 'no running container uses it' };
+            await this.unmountAndForget(record);
+            await this.commitOrKeep(record.name);
+            this.deps.logger.info({ volume: record.name, ids, outcome: 'released-stale' }, 'Released stale mount IDs: no running container uses the volume');
+            return { ...base, action: 'released', reason: 'no running container uses it' };
+          })
+          .catch((error: unknown): StaleRelease => {
+            this.deps.logger.warn({ volume: record.name, err: errorMessage(error) }, 'Stale-reference release failed for this volume; its mount IDs are kept');
+            return { volume: record.name, ids: [...record.mountIds], action: 'failed', reason: errorMessage(error) };
+          }),
+      ),
+    );
+  }
+
+  /** The volume whose Mountpoint (as handed to dockerd) is `path`, if any. */
+  volumeAtPath(path: string): string | undefined {
+    for (const record of this.records()) if (this.path(record) === path) return record.name;
+    return undefined;
+  }
+
+  /**
+   * Unmounts the orphans reconcile found, in parallel, after the socket is up: each can cost
+   * a dead server's mount timeout twice, and start-up must not wait for that. A volume's
+   * orphan is unmounted under its lock and only while no Mount has claimed it meanwhile.
+   */
+  async cleanUpOrphans(orphans: readonly string[]): Promise<void> {
+    const byMountpoint = new Map(this.records().map((record) => [this.mountpoint(record), record.name]));
+    const owner = (path: string) => {
+      for (let dir = path; dir.startsWith(`${this.deps.root}/`); dir = dirname(dir)) {
+        const name = byMountpoint.get(dir);
+        if (name !== undefined) return name;
+      }
+      return undefined;
+    };
+    const unmount = async (path: string) => {
+      try {
+        await this.deps.mounter.unmount(path);
+        await this.removeEmptyDirectories(path);
+      } catch (error) {
+        this.deps.logger.warn({ mountpoint: path, err: errorMessage(error) }, 'Could not unmount an orphan mount');
+      }
+    };
+    // Stacked and nested orphans of one volume go one after another, deepest first.
+    const groups = new Map<string, { name: string | undefined; paths: string[] }>();
+    for (const path of orphans) {
+      const name = owner(path);
+      const key = name ?? path;
+      const group = groups.get(key) ?? { name, paths: [] };
+      group.paths.push(path);
+      groups.set(key, group);
     }
-    return results;
+    await Promise.all(
+      [...groups.values()].map(async ({ name, paths }) => {
+        const run = async () => {
+          if (name !== undefined && (this.deps.state.volumes[name]?.mountIds.length ?? 0) > 0) return;
+          for (const path of paths) await unmount(path);
+        };
+        if (name === undefined) await run();
+        else await this.locks.run(name, run);
+      }),
+    );
   }
 
   records(): VolumeRecord[] {
@@ -388,9 +521,10 @@ export class VolumeDriver {
     return mountpointFor(this.deps.root, record.name);
   }
 
+  /** The subdirectory is mounted itself, so the mountpoint is the path, but for a root mount adopted from before. */
   private path(record: VolumeRecord): string {
     const mountpoint = this.mountpoint(record);
-    return record.subdirectory !== undefined ? join(mountpoint, record.subdirectory) : mountpoint;
+    return record.subdirectory !== undefined && this.rootMounted.has(record.name) ? join(mountpoint, record.subdirectory) : mountpoint;
   }
 
   /**
@@ -408,6 +542,7 @@ export class VolumeDriver {
       }
     }
     await this.removeEmptyDirectories(mountpoint);
+    this.rootMounted.delete(record.name);
     record.mountIds = [];
     delete record.mountedAt;
     delete record.mountEpochs;
@@ -436,13 +571,11 @@ export class VolumeDriver {
   }
 }
 
-async function makeSubdirectory(path: string, name: string): Promise<void> {
-  try {
-    await mkdir(path, { mode: 0o777 });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return;
-    throw new MountError(`volume '${name}': cannot create ${path} on the share (create=true): ${errorMessage(error)}`);
+function isTimeout(error: unknown): boolean {
+  for (let cause: unknown = error; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof CommandTimeoutError || /timed out/.test(cause.message)) return true;
   }
+  return false;
 }
 
 function forgetEpochIfLast(record: VolumeRecord, id: string): void {

@@ -32,25 +32,36 @@ export async function dockerGet(options: DockerApiOptions, path: string): Promis
   }
 }
 
+export interface ContainerMount {
+  readonly Type?: string;
+  readonly Name?: string;
+  readonly Driver?: string;
+  /** The Mountpoint the driver handed out: unambiguous, whatever dockerd calls the driver. */
+  readonly Source?: string;
+}
+
 interface ContainerSummary {
   State?: string;
-  Mounts?: Array<{ Type?: string; Name?: string; Driver?: string }>;
+  Mounts?: ContainerMount[];
 }
 
 /** States in which a container may be using its volumes. */
 const USING_STATES = new Set(['running', 'paused', 'restarting', 'removing']);
 
 /**
- * Names of this driver's volumes that some live container uses, according to dockerd.
+ * Names of this driver's volumes that some live container uses, according to dockerd;
+ * `volumeOf` says which of this driver's volumes a container mount is, if any.
  * Containers in "created" or "exited" hold no mounts.
  */
-export async function volumesInUse(options: DockerApiOptions, driver: string): Promise<Set<string>> {
+export async function volumesInUse(options: DockerApiOptions, volumeOf: (mount: ContainerMount) => string | undefined): Promise<Set<string>> {
   const containers = (await dockerGet(options, '/containers/json?all=1')) as ContainerSummary[];
   const names = new Set<string>();
   for (const container of containers) {
     if (!USING_STATES.has(container.State ?? 'running')) continue;
     for (const mount of container.Mounts ?? []) {
-      if (mount.Type === 'volume' && mount.Driver === driver && mount.Name) names.add(mount.Name);
+      if (mount.Type !== 'volume') continue;
+      const name = volumeOf(mount);
+      if (name !== undefined) names.add(name);
     }
   }
   return names;

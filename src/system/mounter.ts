@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { MountError } from '../errors.js';
@@ -24,6 +24,23 @@ export interface CommandMounterOptions {
   readonly secretsDir: string;
   readonly mountCommand?: string;
   readonly umountCommand?: string;
+  /**
+   * Whether the mount table must show the plan's filesystem type (nfs/nfs4, cifs/smb3).
+   * Only a stand-in mount command (tests, benchmarks) mounts something else.
+   */
+  readonly checkFsType?: boolean;
+}
+
+/** Types the kernel may report for a plan's -t: mount.nfs turns nfs with vers=4 into nfs4. */
+const FS_TYPE_FAMILIES: Record<string, readonly string[]> = {
+  nfs: ['nfs', 'nfs4'],
+  nfs4: ['nfs4', 'nfs'],
+  cifs: ['cifs', 'smb3'],
+  smb3: ['smb3', 'cifs'],
+};
+
+export function fsTypeMatches(planned: string, mounted: string): boolean {
+  return (FS_TYPE_FAMILIES[planned] ?? [planned]).includes(mounted);
 }
 
 /**
@@ -51,14 +68,45 @@ export class CommandMounter implements Mounter {
     this.logger.info({ source: plan.source, target, fsType: plan.fsType, options: plan.options }, 'Mounting');
     try {
       await this.runner.run({ file: this.mountCommand, args }, { timeoutMs: this.options.timeoutMs });
-      this.logger.info({ source: plan.source, target, ms: Date.now() - started }, 'Mounted');
     } catch (error) {
-      const message = describeMountFailure(error, plan, target, this.options.timeoutMs);
+      const message = redact(describeMountFailure(error, plan, target, this.options.timeoutMs), plan.credentials);
       this.logger.warn({ source: plan.source, target, ms: Date.now() - started, err: message }, 'Mount failed');
-      throw new MountError(redact(message, plan.credentials));
+      throw new MountError(message);
     } finally {
       if (credentialsFile) await rm(credentialsFile, { force: true });
     }
+    await this.checkMounted(plan, target);
+    this.logger.info({ source: plan.source, target, ms: Date.now() - started }, 'Mounted');
+  }
+
+  /**
+   * mount(8) exiting 0 is not proof: with `bg` mount.nfs daemonises and exits 0 before
+   * anything is mounted, and handing out the bare directory would put container data on
+   * the host's disk. The mount table decides.
+   */
+  private async checkMounted(plan: MountPlan, target: string): Promise<void> {
+    const entry = findMount(await this.mountTable.list(), target);
+    if (!entry) {
+      const message = `mounting ${plan.source} (${plan.fsType}) on ${target}: the mount command reported success but nothing is mounted there; netvol does not hand out a directory that is not the share (check the mount options: bg or nofail make mount return before mounting)`;
+      this.logger.warn({ source: plan.source, target }, 'Mount reported success but the mount table does not show it');
+      throw new MountError(message);
+    }
+    if (this.options.checkFsType !== false && !fsTypeMatches(plan.fsType, entry.fsType)) {
+      this.logger.warn({ source: plan.source, target, fsType: entry.fsType }, 'Mounted with an unexpected filesystem type; unmounting');
+      await this.unmount(target).catch(() => undefined);
+      throw new MountError(`mounting ${plan.source} on ${target}: the mount table shows a ${entry.fsType} filesystem there, not ${plan.fsType}; it was unmounted again`);
+    }
+  }
+
+  /**
+   * Credentials files live only while mount.cifs runs; one left behind was written by a
+   * daemon killed during a mount, and still holds a password.
+   */
+  async removeLeftoverSecrets(): Promise<number> {
+    const names = await readdir(this.options.secretsDir).catch(() => [] as string[]);
+    const leftovers = names.filter((name) => name.startsWith('cifs-'));
+    await Promise.all(leftovers.map((name) => rm(join(this.options.secretsDir, name), { force: true })));
+    return leftovers.length;
   }
 
   async unmount(target: string): Promise<void> {

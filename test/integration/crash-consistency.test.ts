@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JsonStateStore } from '../../src/state/state-store.js';
 import { parseMountInfo } from '../../src/system/mountinfo.js';
-import { FAKE_MOUNT, spawnDaemon, waitForReady, type DaemonProcess } from '../support/daemon-process.js';
+import { FAKE_MOUNT, spawnDaemon, waitFor, waitForReady, type DaemonProcess } from '../support/daemon-process.js';
 import { tempDir } from '../support/fakes.js';
 import { Prng } from '../support/robustness-prng.js';
 
@@ -105,7 +105,8 @@ describe('crash consistency under SIGKILL', () => {
   beforeAll(async () => {
     dir = await tempDir('netvol-crash-');
     socket = join(dir.path, 'run', 'crash.sock');
-    root = join(dir.path, 'base', 'nfs');
+    // The mount root is named after the driver, here the socket's name.
+    root = join(dir.path, 'base', 'crash');
     args = ['nfs', '--socket', socket, '--state-dir', join(dir.path, 'state'), '--basedir', join(dir.path, 'base'), '--mount-command', FAKE_MOUNT, '--no-activate'];
   });
 
@@ -151,6 +152,10 @@ describe('crash consistency under SIGKILL', () => {
         }),
       ]);
       startMs += Date.now() - before;
+      // Leftover mounts come off after the socket is up, in the background: wait for that.
+      if (daemon.output().includes('no volume holds it: unmounting')) {
+        await waitFor(() => daemon.output().includes('Leftover mounts unmounted'), 10_000, `leftover clean-up\n${daemon.output()}`);
+      }
       return daemon;
     };
 
@@ -311,7 +316,7 @@ describe('mount table consistency for names the kernel spells differently', () =
   it('mounts a volume whose name has a lone surrogate once, and unmounts it at the last Unmount', async () => {
     dir = await tempDir('netvol-surrogate-');
     const socket = join(dir.path, 'run', 'surrogate.sock');
-    const root = join(dir.path, 'base', 'nfs');
+    const root = join(dir.path, 'base', 'surrogate');
     daemon = spawnDaemon(['nfs', '--socket', socket, '--state-dir', join(dir.path, 'state'), '--basedir', join(dir.path, 'base'), '--mount-command', FAKE_MOUNT, '--no-activate']);
     await waitForReady(daemon);
     const agent = new Agent({ keepAlive: true });

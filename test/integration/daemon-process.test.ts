@@ -100,7 +100,7 @@ describe('the daemon process', () => {
 
     const second = await start();
     expect(second.output()).toMatch(/dropped 1 mount ID\(s\) from before the reboot/);
-    expect(mountedUnder(dir.path)).toEqual([]);
+    await waitFor(() => mountedUnder(dir.path).length === 0, 10_000, 'the leftover mount to come off');
     const got = await pluginCall(socket, '/VolumeDriver.Get', { Name: 'pg' });
     expect(got.body['Volume']).toMatchObject({ Name: 'pg', Status: { mounted: false, mounts: 0 } });
   });
@@ -141,7 +141,8 @@ describe('the daemon process', () => {
     expect(statSync(socket).isSocket()).toBe(true);
     await start();
     expect(statSync(socket).mode & 0o777).toBe(0o660);
-    const intruder = spawnDaemon(args);
+    // Another mount root, so that the socket check (not the mount-root lock) is what refuses it.
+    const intruder = spawnDaemon(args.map((arg) => (arg === join(dir.path, 'base') ? join(dir.path, 'other-base') : arg)));
     expect(await intruder.exited).toBe(1);
     expect(intruder.output()).toContain(`another process is already serving ${socket}`);
     expect((await pluginCall(socket, '/VolumeDriver.List', {})).status).toBe(200);

@@ -10,4 +10,5 @@ case "$source_arg" in
   *refused*) echo "mount.nfs: Connection refused for $source_arg on $target_arg" >&2; exit 32 ;;
   *hang*) seconds=$(printf '%s' "${source_arg%%:*}" | tr -cd 0-9); sleep "${seconds:-600}" ;;
 esac
-exec mount -t tmpfs -o size=1m netvol-fake "$target_arg"
+# The source becomes the tmpfs device name, so the mount table shows which share it stands for.
+exec mount -t tmpfs -o size=1m -- "$source_arg" "$target_arg"

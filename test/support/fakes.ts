@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { VolumeDriver } from '../../src/driver/volume-driver.js';
+import { ShareProvisioner } from '../../src/driver/share-provisioner.js';
 import { createLogger } from '../../src/logger.js';
 import { nfsProtocol } from '../../src/protocols/nfs.js';
 import type { ProtocolHandler } from '../../src/protocols/protocol.js';
@@ -74,7 +75,10 @@ export class FakeRunner implements CommandRunner {
     }
     if (outcome instanceof Error) throw outcome;
     const target = command.args[command.args.length - 1] ?? '';
-    if (command.file === 'mount') this.table.add(target);
+    if (command.file === 'mount') {
+      const type = command.args[command.args.indexOf('-t') + 1] ?? 'nfs';
+      this.table.add(target, type, command.args[command.args.length - 2]);
+    }
     if (command.file === 'umount') this.table.remove(target);
     return outcome ?? { stdout: '', stderr: '' };
   }
@@ -164,11 +168,13 @@ export async function driverFixture(
   const root = join(dir.path, 'base', protocol.protocol);
   const mounter = new CommandMounter(runner, table, { timeoutMs, secretsDir: join(dir.path, 'secrets') }, logger);
   const committer = new GroupCommitter(store, () => state);
+  const provisioner = new ShareProvisioner({ runner, mounter, stagingDir: join(dir.path, 'staging'), timeoutMs, logger });
   const driver = new VolumeDriver({
     protocol,
     mounter,
     mountTable: table,
     root,
+    provisioner,
     state,
     commit: () => committer.commit(),
     clock: () => new Date('2026-01-02T03:04:05.000Z'),

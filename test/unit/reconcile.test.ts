@@ -99,16 +99,29 @@ describe('reconcile: mount IDs', () => {
 
 describe('reconcile: orphan mounts', () => {
   it.each<[string, Record<string, string[]>, MountInfoEntry[], string[]]>([
-    ['a mount with no volume', {}, table(at('gone')), [at('gone')]],
     ['a volume with zero IDs that is mounted', { pg: [] }, table(at('pg')), [at('pg')]],
-    ['a held volume is not an orphan', { pg: ['a'] }, table(at('pg'), at('other')), [at('other')]],
-    ['deepest first', {}, table(at('a'), at('a/b/c'), at('x'), at('a/b')), [at('a/b/c'), at('a/b'), at('a'), at('x')]],
-    ['longer names before shorter ones, whatever the mount order', {},
+    ['a held volume is not an orphan', { pg: ['a'], other: [] }, table(at('pg'), at('other')), [at('other')]],
+    ['deepest first', { a: [], 'a/b': [], 'a/b/c': [], x: [] }, table(at('a'), at('a/b/c'), at('x'), at('a/b')), [at('a/b/c'), at('a/b'), at('a'), at('x')]],
+    ['longer names before shorter ones, whatever the mount order', { 'n/e/p': [], 'nas/exports/pg/data': [] },
       table(at('n/e/p'), at('nas/exports/pg/data')), [at('nas/exports/pg/data'), at('n/e/p')]],
+    ['a leftover mount inside a released volume comes off with it', { pg: [] }, table(at('pg'), at('pg/sub')), [at('pg/sub'), at('pg')]],
     ['mounts outside the root are ignored', {},
       table('/', '/proc', ROOT, `${ROOT}2/x`, '/var/lib/docker-volumes/netshare/cifs/fs/public', '/mnt/nfs'), []],
   ])('%s', (_title, volumes, entries, want) => {
     expect(reconcile(stateOf('boot-1', volumes), 'boot-1', entries, ROOT).orphans).toEqual(want);
+  });
+
+  // Two daemons of one protocol under other names once shared a root: each took the other's
+  // mounts for leftovers. A mount at a path no volume of this daemon maps to is never touched.
+  it('R10: a mount that is no volume of this daemon is left alone and reported', () => {
+    const result = reconcile(stateOf('boot-1', { pg: ['a'] }), 'boot-1', table(at('pg'), at('gone')), ROOT);
+    expect([result.orphans, result.foreign]).toEqual([[], [at('gone')]]);
+    expect(result.notes.map((n) => n.note)).toContain(`${at('gone')} is mounted under the mount root but is no volume of this driver: left alone`);
+  });
+
+  it('R10: mounts on the staging directory are this daemon\'s own and come off', () => {
+    const result = reconcile(stateOf('boot-1', {}), 'boot-1', table('/state/staging/ab12'), ROOT, '/state/staging');
+    expect(result.orphans).toEqual(['/state/staging/ab12']);
   });
 
   it('after a reboot, a leftover mount of a volume is an orphan', () => {
@@ -117,14 +130,14 @@ describe('reconcile: orphan mounts', () => {
   });
 
   it('a root given with a trailing slash finds the same orphans', () => {
-    const result = reconcile(stateOf('boot-1', { pg: ['a'] }), 'boot-1', table(at('pg'), at('gone')), `${ROOT}/`);
+    const result = reconcile(stateOf('boot-1', { pg: ['a'], gone: [] }), 'boot-1', table(at('pg'), at('gone')), `${ROOT}/`);
     expect([result.orphans, result.state.volumes['pg']?.mountIds]).toEqual([[at('gone')], ['a']]);
   });
 
   // Stacked kernel mounts at one orphan mountpoint each need an umount; listed once, the lower
   // one would stay and a later Mount would reuse the leftover (maybe another share).
   it('lists a stacked orphan once per kernel mount, so every layer comes off', () => {
-    const result = reconcile(stateOf('boot-1', {}), 'boot-1', table(at('gone'), at('gone')), ROOT);
+    const result = reconcile(stateOf('boot-1', { gone: [] }), 'boot-1', table(at('gone'), at('gone')), ROOT);
     expect(result.orphans).toEqual([at('gone'), at('gone')]);
   });
 });
