@@ -66,11 +66,11 @@ describe('the state journal', () => {
     expect(await readFile(store.journalPath, 'utf8')).toBe('');
   });
 
-  it('refuses a damaged line in the middle, saying what to do', async () => {
-    await writeFile(store.journalPath, 'garbage\n{"seq":1,"m":{"bootId":"b","activations":0}}\n');
-    await expect(new JsonStateStore(dir.path).load()).rejects.toThrow(
-      `state journal ${store.journalPath} is damaged at line 1; move it aside to fall back to ${store.path}`,
-    );
+  it('R8: skips a damaged line in the middle and reports it, instead of refusing to start', async () => {
+    await writeFile(store.journalPath, 'garbage\n{"seq":1,"m":{"bootId":"b","activations":4}}\n');
+    const { fresh, loaded } = await reload();
+    expect(loaded).toEqual({ ...emptyState('b'), activations: 4 });
+    expect(fresh.loadReport.skippedLines).toEqual([{ line: 1, reason: 'not valid JSON' }]);
   });
 
   it('skips journal lines already in the snapshot (a crash between snapshot and truncation)', async () => {
