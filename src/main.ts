@@ -65,7 +65,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   const { logger } = deps;
   const started = Date.now();
   const stateDir = driverStateDir(config);
-  const store = deps.store ?? new JsonStateStore(stateDir);
+  const store = deps.store ?? new JsonStateStore(stateDir, { onWarning: (message) => logger.warn(message) });
   const mountTable = deps.mountTable ?? new ProcMountTable();
   const runner = deps.runner ?? new ExecaCommandRunner();
   const bootId = await (deps.bootId ?? (() => readBootId()))();
@@ -84,6 +84,10 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
 
   async function startLocked(): Promise<RunningDaemon> {
     const loaded = await store.load();
+    for (const { line, reason } of store.loadReport?.skippedLines ?? []) {
+      logger.warn({ journal: line, reason }, `State journal line ${line} skipped: ${reason}; every other change was loaded`);
+    }
+    for (const file of store.loadReport?.removedTempFiles ?? []) logger.info({ file }, 'Removed a temporary state file left by an interrupted save');
     const { state, orphans, rootMountedSubdirectories, notes } = reconcile(loaded ?? emptyState(bootId), bootId, await mountTable.list(), root, stagingDir);
     for (const { volume, note } of notes) logger.info({ volume }, `Reconcile: ${note}`);
     // A fresh snapshot folds the journal in (and drops a line torn by a crash); with nothing
@@ -116,7 +120,11 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     });
 
     const protocol = protocolHandler(config);
-    const committer = new GroupCommitter(store, () => state);
+    const committer = new GroupCommitter(store, () => state, undefined, {
+      onError: (error, retryInMs) =>
+        logger.warn({ err: (error as Error).message, retryInMs }, 'Could not save state; changes are kept in memory and saving is retried (netvol status shows it)'),
+      onRecovered: () => logger.info('State saved again after earlier failures'),
+    });
     const driver = new VolumeDriver({
       protocol,
       mounter,
@@ -125,6 +133,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       provisioner,
       state,
       commit: (volumes) => committer.commit(volumes),
+      commitLater: (volumes) => committer.commitLater(volumes),
       lockWaitMs: config.mountTimeoutSeconds * 1000,
       rootMountedSubdirectories,
       clock,
@@ -250,7 +259,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
         await driver.unmountLingering();
         if (specFile) await unlink(specFile).catch(() => undefined);
         await orphanCleanUp;
-        await committer.commit();
+        await committer.commit().catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'Could not save state while stopping; the next start reconciles with the mount table'));
+        committer.stop();
         await lock.release();
       },
     };

@@ -77,7 +77,7 @@ export class ShareProvisioner {
       return await task(root);
     } finally {
       // A failed unmount leaves a staging mount that the next start removes (it is ours by place).
-      await this.options.mounter.unmount(root).then(
+      await this.options.mounter.unmount(root, { detachIfBusy: true }).then(
         () => rmdir(root).catch(() => undefined),
         (error: unknown) => this.options.logger.warn({ mountpoint: root, err: (error as Error).message }, 'Could not unmount a staging mount; the next start removes it'),
       );

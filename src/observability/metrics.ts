@@ -105,7 +105,7 @@ export class Metrics {
     };
     return {
       mount: (plan: MountPlan, target: string) => time('mount', () => mounter.mount(plan, target)),
-      unmount: (target: string) => time('unmount', () => mounter.unmount(target)),
+      unmount: (target: string, options?: { detachIfBusy?: boolean }) => time('unmount', () => mounter.unmount(target, options)),
     };
   }
 }

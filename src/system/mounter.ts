@@ -14,8 +14,12 @@ import { findMount, type MountTable } from './mount-table.js';
 
 export interface Mounter {
   mount(plan: MountPlan, target: string): Promise<void>;
-  /** Succeeds when `target` is no longer mounted afterwards, whatever umount said. */
-  unmount(target: string): Promise<void>;
+  /**
+   * Succeeds when `target` is no longer mounted afterwards, whatever umount said. A umount
+   * that times out becomes a lazy detach; with `detachIfBusy` so does one refused as busy
+   * (for private mounts nobody may keep using, like a staging mount).
+   */
+  unmount(target: string, options?: { detachIfBusy?: boolean }): Promise<void>;
 }
 
 export interface CommandMounterOptions {
@@ -109,7 +113,7 @@ export class CommandMounter implements Mounter {
     return leftovers.length;
   }
 
-  async unmount(target: string): Promise<void> {
+  async unmount(target: string, options: { detachIfBusy?: boolean } = {}): Promise<void> {
     const started = Date.now();
     this.logger.info({ target }, 'Unmounting');
     try {
@@ -119,10 +123,10 @@ export class CommandMounter implements Mounter {
         this.logger.info({ target, ms: Date.now() - started }, 'Unmounted (was already gone)');
         return;
       }
-      if (error instanceof CommandTimeoutError) {
+      if (error instanceof CommandTimeoutError || (options.detachIfBusy && error instanceof CommandFailedError)) {
         // The server is gone and umount blocks: detach lazily so the daemon and the
         // mountpoint are free; the kernel finishes once nothing uses the mount.
-        this.logger.warn({ target }, 'umount timed out; detaching lazily (umount -l)');
+        this.logger.warn({ target }, error instanceof CommandTimeoutError ? 'umount timed out; detaching lazily (umount -l)' : 'umount refused; detaching lazily (umount -l)');
         await this.runner
           .run({ file: this.umountCommand, args: ['-l', '--', target] }, { timeoutMs: this.options.timeoutMs })
           .catch(() => undefined);

@@ -40,7 +40,9 @@ async function openChild(parentFd: number, name: string): Promise<FileHandle> {
     return await open(`/proc/self/fd/${parentFd}/${name}`, NO_FOLLOW_DIR);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ELOOP') throw new Refused(`'${name}' on the share is a symbolic link, not a directory; netvol never follows links on a share: remove it on the server`);
+    // With O_DIRECTORY the kernel answers ENOTDIR for a link as for a file: lstat tells them apart.
+    const link = code === 'ELOOP' || (code === 'ENOTDIR' && (await lstat(`/proc/self/fd/${parentFd}/${name}`).then((s) => s.isSymbolicLink(), () => false)));
+    if (link) throw new Refused(`'${name}' on the share is a symbolic link, not a directory; netvol never follows links on a share: remove it on the server`);
     if (code === 'ENOTDIR') throw new Refused(`'${name}' on the share is not a directory; remove or rename it on the server`);
     throw error;
   }

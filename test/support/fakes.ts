@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import { VolumeDriver } from '../../src/driver/volume-driver.js';
+import { VolumeDriver, type DriverDeps } from '../../src/driver/volume-driver.js';
 import { ShareProvisioner } from '../../src/driver/share-provisioner.js';
 import { createLogger } from '../../src/logger.js';
 import { nfsProtocol } from '../../src/protocols/nfs.js';
@@ -61,6 +61,10 @@ export class FakeRunner implements CommandRunner {
   next: Behaviour[] = [];
   /** Mount sources whose mount hangs until the timeout, whatever the call order. */
   readonly hangingSources = new Set<string>();
+  /** This many next mounts exit 0 without mounting anything. */
+  phantomMounts = 0;
+  /** The filesystem type the fake kernel reports, whatever -t said. */
+  mountedFsType: string | undefined;
 
   constructor(private readonly table: FakeMountTable) {}
 
@@ -76,7 +80,12 @@ export class FakeRunner implements CommandRunner {
     if (outcome instanceof Error) throw outcome;
     const target = command.args[command.args.length - 1] ?? '';
     if (command.file === 'mount') {
-      const type = command.args[command.args.indexOf('-t') + 1] ?? 'nfs';
+      if (this.phantomMounts > 0) {
+        // Like mount.nfs with bg: exit 0, nothing mounted.
+        this.phantomMounts--;
+        return outcome ?? { stdout: '', stderr: '' };
+      }
+      const type = this.mountedFsType ?? command.args[command.args.indexOf('-t') + 1] ?? 'nfs';
       this.table.add(target, type, command.args[command.args.length - 2]);
     }
     if (command.file === 'umount') this.table.remove(target);
@@ -158,6 +167,7 @@ export async function driverFixture(
   protocol: ProtocolHandler = nfsProtocol({ version: '4' }),
   timeoutMs = 200,
   unmountDelayMs = 0,
+  extra: Partial<DriverDeps> = {},
 ): Promise<DriverFixture> {
   const dir = await tempDir();
   const table = new FakeMountTable();
@@ -180,6 +190,7 @@ export async function driverFixture(
     clock: () => new Date('2026-01-02T03:04:05.000Z'),
     logger,
     unmountDelayMs,
+    ...extra,
   });
   return { driver, runner, table, store, state, root, lines, cleanup: dir.cleanup };
 }
