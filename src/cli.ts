@@ -28,6 +28,8 @@ import {
 import { NetvolError, StartupError } from './errors.js';
 import { createLogger } from './logger.js';
 import { startDaemon } from './main.js';
+import { checkCifsDaemonOptions } from './protocols/cifs.js';
+import { checkNfsDaemonOptions } from './protocols/nfs.js';
 import type { Protocol } from './protocols/protocol.js';
 import { regionFromInstanceMetadata } from './system/aws-region.js';
 import { findSockets, releaseStaleCommand, statusCommand } from './status-command.js';
@@ -162,6 +164,9 @@ async function run(partial: Omit<DaemonConfig, 'nfs' | 'cifs' | 'efs'> & Partial
     throw new StartupError(`invalid setting ${issue?.path.join('.') ?? ''}: ${issue?.message ?? ''}`);
   }
   const config = parsed.data;
+  // A bad default -o would otherwise surface only at the first Mount, in a container's error.
+  if (config.protocol === 'nfs') checkNfsDaemonOptions(config.nfs);
+  if (config.protocol === 'cifs') checkCifsDaemonOptions(config.cifs);
   const logger = createLogger({ verbose: config.verbose, format: config.logFormat });
   logger.info({ version: VERSION, protocol: config.protocol, driver: config.name }, 'netvol starting');
   const daemon = await startDaemon(config, { logger, notifySocket: env['NOTIFY_SOCKET'] });

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { ValidationError } from '../errors.js';
-import { booleanString, mountOptionsString, parseVolumeOptions } from './options.js';
+import { booleanString, DAEMON_OPTIONS, mountOptionsString, parseVolumeOptions, refuseOptions, type RefusedOptions } from './options.js';
 import { joinOptions, type Credentials, type MountPlan } from './mount-plan.js';
-import { checkHost } from './share.js';
+import { checkHost, looksLikeBareIpv6 } from './share.js';
 import { shareSource } from './ad-hoc-name.js';
 import type { NetrcEntry } from './netrc.js';
 import type { CheckedVolume, ProtocolHandler, VolumeSpec } from './protocol.js';
@@ -45,14 +45,26 @@ export interface CifsShare {
   readonly path: string;
 }
 
-/** `host/share[/sub]`, `//host/share`, `host:/share` or `\\host\share`. */
+/**
+ * `host/share[/sub]`, `//host/share`, `host:/share` or `\\host\share`; an IPv6 server as
+ * `[fd00::1]/share` or `//fd00::1/share`.
+ */
 export function parseCifsShare(share: string): CifsShare {
+  const slashed = share.trim().replace(/\\/g, '/');
+  const unc = slashed.startsWith('//');
+  let body = slashed.replace(/^\/\//, '');
+  const first = body.split('/')[0] ?? '';
+  if (looksLikeBareIpv6(first)) {
+    // Outside a UNC, `fd00::1/x` reads as host:share cut at any of its colons.
+    if (!unc) {
+      throw new ValidationError(
+        `share '${share}': write an IPv6 server in brackets or as a UNC path, like [fd00::1]/public or //fd00::1/public`,
+      );
+    }
+    body = `[${first}]${body.slice(first.length)}`;
+  }
   // host:/share becomes host/share; a bracketed IPv6 server keeps its colons.
-  const cleaned = share
-    .trim()
-    .replace(/\\/g, '/')
-    .replace(/^\/\//, '')
-    .replace(/^(\[[^\]]*\]|[^/:[]+):\/?/, '$1/');
+  const cleaned = body.replace(/^(\[[^\]]*\]|[^/:[]+):\/?/, '$1/');
   const segments = cleaned.split('/').filter((segment) => segment !== '' && segment !== '.');
   const [host, ...rest] = segments;
   if (!host || rest.length === 0) {
@@ -62,10 +74,43 @@ export function parseCifsShare(share: string): CifsShare {
   if (rest.some((segment) => /[\x00-\x1f\x7f]/.test(segment))) {
     throw new ValidationError(`share '${share}' contains a control character`);
   }
-  return { host: checkHost(host, share), path: rest.join('/') };
+  const checked = checkHost(host, share);
+  // A UNC names an IPv6 server without brackets: mount.cifs hands `[fd00::1]` to getaddrinfo,
+  // which cannot resolve it, while `fd00::1` (and `fe80::1%eth0`) resolve as they are.
+  return { host: checked.startsWith('[') ? checked.slice(1, -1) : checked, path: rest.join('/') };
 }
 
-const CREDENTIAL_OPTIONS = ['username', 'user', 'password', 'pass', 'password2', 'credentials', 'cred'];
+// The credentials file comes first in -o, so a later key overrides what it says. mount.cifs
+// passes unc=/target=/path=/source= on to the kernel after its own unc=; the kernel reads the
+// share, and the server name a reconnect resolves again, from the last of them (source= with
+// the fs_context parser, unc=/target=/path= with the older one).
+const REFUSED: readonly RefusedOptions[] = [
+  {
+    keys: ['username', 'user', 'password', 'pass', 'password2', 'credentials', 'cred'],
+    reason: 'use the username and password options (kept out of the command line)',
+  },
+  {
+    keys: ['ip', 'addr', 'unc', 'target', 'path', 'source'],
+    reason:
+      'it would make mount.cifs connect to another server or share than the share option names, presenting the credentials chosen for that server; name the server and share in the share option instead, like -o share=//fileserver/docs',
+  },
+  {
+    keys: ['dom', 'domain', 'workgroup'],
+    reason:
+      "set the domain with netvol's domain option instead (docker volume create -o domain=..., or the daemon's --domain): it goes into the credentials file with the username and password",
+  },
+  {
+    // cifs-utils mount_retry: once every address refused or was unreachable, `nofail ? 0 : EX_FAIL`.
+    keys: ['nofail'],
+    reason:
+      'with nofail, mount.cifs exits 0 when it cannot reach the server, before anything is mounted, so netvol would hand out an empty local directory; remove it',
+  },
+];
+
+/** The daemon's -o, checked once at start so that no volume inherits options that cannot work. */
+export function checkCifsDaemonOptions(daemon: CifsDaemonOptions): void {
+  refuseOptions(joinOptions(daemon.options), REFUSED, DAEMON_OPTIONS);
+}
 
 /** Volume options win, then the .netrc entry for the server, then the daemon's flags. */
 export function resolveCifsCredentials(
@@ -90,12 +135,7 @@ export function cifsMountPlan(
   credentials: Credentials | undefined,
 ): MountPlan {
   const extra = joinOptions(volume.cifsopts ?? daemon.options);
-  const smuggled = extra.find((option) => CREDENTIAL_OPTIONS.includes(option.split('=')[0] ?? ''));
-  if (smuggled !== undefined) {
-    throw new ValidationError(
-      `cifsopts may not set '${smuggled.split('=')[0]}': use the username and password options (kept out of the command line)`,
-    );
-  }
+  refuseOptions(extra, REFUSED, volume.cifsopts !== undefined ? 'cifsopts' : DAEMON_OPTIONS);
   const security = volume.security ?? daemon.security;
   const fileMode = volume.fileMode ?? daemon.fileMode;
   const dirMode = volume.dirMode ?? daemon.dirMode;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ValidationError } from '../errors.js';
 import { booleanString, parseVolumeOptions } from './options.js';
 import type { MountPlan } from './mount-plan.js';
-import { checkHost, normaliseRemotePath } from './share.js';
+import { checkHost, normaliseRemotePath, splitHostPath } from './share.js';
 import { shareSource } from './ad-hoc-name.js';
 import type { ProtocolHandler, VolumeSpec } from './protocol.js';
 
@@ -27,13 +27,19 @@ export interface EfsShare {
   readonly path: string;
 }
 
-/** `fs-12345678`, `fs-12345678/sub/dir` or `fs-12345678:/sub/dir`. */
+/**
+ * `fs-12345678`, `fs-12345678/sub/dir` or `fs-12345678:/sub/dir`; with --noresolve the server
+ * instead, `[fd00::1]:/sub` included.
+ */
 export function parseEfsShare(share: string, daemon: EfsDaemonOptions): EfsShare {
+  if (daemon.noResolve) {
+    const { host, path } = splitHostPath(share);
+    return { target: checkHost(host, share), path: normaliseRemotePath(path ?? '/', share) };
+  }
   const trimmed = share.trim();
   const cut = trimmed.search(/[:/]/);
   const head = cut < 0 ? trimmed : trimmed.slice(0, cut);
   const path = normaliseRemotePath(cut < 0 ? '/' : trimmed.slice(cut + 1), share);
-  if (daemon.noResolve) return { target: checkHost(head, share), path };
   if (!FILE_SYSTEM_ID.test(head)) {
     throw new ValidationError(
       `share '${share}' is not an EFS file system id like fs-12345678 (start the daemon with --noresolve to give a server address instead)`,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { booleanString, mountOptionsString, parseVolumeOptions } from './options.js';
+import { booleanString, DAEMON_OPTIONS, mountOptionsString, parseVolumeOptions, refuseOptions, type RefusedOptions } from './options.js';
 import { hasOption, joinOptions, type MountPlan } from './mount-plan.js';
 import { parseHostPath, type HostPath } from './share.js';
 import { shareSource } from './ad-hoc-name.js';
@@ -26,18 +26,38 @@ export interface NfsDaemonOptions {
 /** netshare's v3 options: boot2docker has no rpc.statd, hence nolock. */
 export const NFS3_DEFAULT_OPTIONS = 'port=2049,nolock,proto=tcp';
 
+// mount.nfs counts v2/v3/v4/v4.x as version options too, and refuses a second one
+// ("multiple version options not permitted"), so netvol must not add its own beside them.
+const VERSION_KEYS = ['vers', 'nfsvers', 'v2', 'v3', 'v4', 'v4.0', 'v4.1', 'v4.2'];
+
+// bg/fg are netvol's to choose: only in the foreground does mount.nfs's exit status say
+// whether the share is mounted.
+const REFUSED: readonly RefusedOptions[] = [
+  {
+    keys: ['bg', 'fg'],
+    reason:
+      'netvol always mounts in the foreground (with bg, mount.nfs exits 0 before anything is mounted, so netvol would hand out an empty local directory); remove it',
+  },
+];
+
+/** The daemon's -o, checked once at start so that no volume inherits options that cannot work. */
+export function checkNfsDaemonOptions(daemon: NfsDaemonOptions): void {
+  refuseOptions(joinOptions(daemon.options), REFUSED, DAEMON_OPTIONS);
+}
+
 export function nfsMountPlan(share: HostPath, volume: NfsVolumeOptions, daemon: NfsDaemonOptions): MountPlan {
   const version: NfsVersion = volume.version ?? daemon.version;
   const base = volume.nfsopts ?? daemon.options;
+  refuseOptions(joinOptions(base), REFUSED, volume.nfsopts !== undefined ? 'nfsopts' : DAEMON_OPTIONS);
   const source = `${share.host}:${share.path}`;
   if (version === '3') {
     const options = joinOptions(base ?? NFS3_DEFAULT_OPTIONS);
     // Without nfsvers=3, mount.nfs negotiates v4 first: the bug that made netshare's `-v 3` a no-op.
-    const versioned = hasOption(options, 'vers', 'nfsvers') ? options : ['nfsvers=3', ...options];
+    const versioned = hasOption(options, ...VERSION_KEYS) ? options : ['nfsvers=3', ...options];
     return { fsType: 'nfs', source, options: versioned, server: share.host };
   }
   const options = joinOptions(base);
-  const versioned = version !== '4' && !hasOption(options, 'vers', 'nfsvers') ? [`vers=${version}`, ...options] : options;
+  const versioned = version !== '4' && !hasOption(options, ...VERSION_KEYS) ? [`vers=${version}`, ...options] : options;
   return { fsType: 'nfs4', source, options: versioned, server: share.host };
 }
 
@@ -46,6 +66,8 @@ export function nfsProtocol(daemon: NfsDaemonOptions): ProtocolHandler {
     const options = parseVolumeOptions(nfsVolumeOptions, volume.options, 'nfs');
     const source = shareSource(volume.name, volume.options);
     const hostPath = parseHostPath(source.share);
+    // Validate the option mix now, so Create fails rather than the first Mount.
+    nfsMountPlan(hostPath, options, daemon);
     return { share: `${hostPath.host}:${hostPath.path}`, subdirectory: source.subdirectory, hostPath, options };
   };
   return {

@@ -13,6 +13,27 @@ export const mountOptionsString = (key: string) =>
     message: `${key} may only contain letters, digits and _ . , = : / + @ % -`,
   });
 
+/** Names the daemon-wide option list in messages, as opposed to a volume's nfsopts/cifsopts. */
+export const DAEMON_OPTIONS = "the daemon's -o";
+
+/** Mount option keys netvol will not pass on, and a reason that says what to do instead. */
+export interface RefusedOptions {
+  readonly keys: readonly string[];
+  readonly reason: string;
+}
+
+/**
+ * Throws for the first option whose key is refused. Keys match exactly, as mount.nfs,
+ * mount.cifs and the kernel match them: `IP=` is not `ip=` to any of them.
+ */
+export function refuseOptions(options: readonly string[], refused: readonly RefusedOptions[], source: string): void {
+  for (const option of options) {
+    const key = option.split('=')[0] ?? '';
+    const rule = refused.find((candidate) => candidate.keys.includes(key));
+    if (rule) throw new ValidationError(`${source} may not set '${key}': ${rule.reason}`);
+  }
+}
+
 export const booleanString = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no', ''])])
   .transform((value) => value === true || value === 'true' || value === '1' || value === 'yes');

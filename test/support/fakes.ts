@@ -158,6 +158,8 @@ export interface DriverFixture {
   store: MemoryStore;
   state: StateFile;
   root: string;
+  /** Where the provisioner mounts a share's root while it makes a directory. */
+  stagingDir: string;
   lines: string[];
   cleanup: () => Promise<void>;
 }
@@ -192,5 +194,5 @@ export async function driverFixture(
     unmountDelayMs,
     ...extra,
   });
-  return { driver, runner, table, store, state, root, lines, cleanup: dir.cleanup };
+  return { driver, runner, table, store, state, root, stagingDir: join(dir.path, 'staging'), lines, cleanup: dir.cleanup };
 }

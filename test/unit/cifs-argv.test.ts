@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../src/errors.js';
 import {
+  checkCifsDaemonOptions,
   cifsMountPlan,
   cifsProtocol,
   parseCifsShare,
@@ -17,6 +18,14 @@ const CREDS_FILE = '/run/netvol/secrets/cred-1';
 const SHARE: CifsShare = { host: 'fs', path: 'public' };
 const ALICE: Credentials = { username: 'alice', password: 'pa55,word=x', domain: undefined };
 const INVALID_SERVER = 'use a host name, an IPv4 address or a bracketed IPv6 address like [fd00::1]';
+const DAEMON = "the daemon's -o";
+const CREDENTIALS = 'use the username and password options (kept out of the command line)';
+const CONNECTION =
+  'it would make mount.cifs connect to another server or share than the share option names, presenting the credentials chosen for that server; name the server and share in the share option instead, like -o share=//fileserver/docs';
+const DOMAIN =
+  "set the domain with netvol's domain option instead (docker volume create -o domain=..., or the daemon's --domain): it goes into the credentials file with the username and password";
+const NOFAIL =
+  'with nofail, mount.cifs exits 0 when it cannot reach the server, before anything is mounted, so netvol would hand out an empty local directory; remove it';
 
 type Options = Record<string, string>;
 
@@ -52,9 +61,26 @@ describe('parseCifsShare', () => {
     expectValidation(() => parseCifsShare(share), message);
   });
 
-  // The host:/share rewrite must not cut a bracketed IPv6 server at its first colon.
-  it.each<[string]>([['[fd00::1]/public'], ['//[fd00::1]/public']])('accepts the bracketed IPv6 server in %j', (share) => {
-    expect(parseCifsShare(share)).toEqual({ host: '[fd00::1]', path: 'public' });
+  // The host:/share rewrite must not cut an IPv6 server at its first colon.
+  it.each<[string, CifsShare]>([
+    ['[fd00::1]/public', { host: 'fd00::1', path: 'public' }],
+    ['//[fd00::1]/public', { host: 'fd00::1', path: 'public' }],
+    ['[fd00::1]:/public/sub', { host: 'fd00::1', path: 'public/sub' }],
+    ['//fd00::1/public', { host: 'fd00::1', path: 'public' }],
+    ['\\\\fd00::1\\public', { host: 'fd00::1', path: 'public' }],
+    ['//fe80::1%lo/public', { host: 'fe80::1%lo', path: 'public' }],
+    ['[fe80::1%eth0.100]/public', { host: 'fe80::1%eth0.100', path: 'public' }],
+  ])('R6: takes the IPv6 server in %j without brackets, as mount.cifs resolves it', (share, want) => {
+    expect(parseCifsShare(share)).toEqual(want);
+  });
+
+  it.each<[string, string]>([
+    ['fd00::1/public', "share 'fd00::1/public': write an IPv6 server in brackets or as a UNC path, like [fd00::1]/public or //fd00::1/public"],
+    ['fd00::1:/public', "share 'fd00::1:/public': write an IPv6 server in brackets or as a UNC path, like [fd00::1]/public or //fd00::1/public"],
+    ['//fd00::zz/public', `share '//fd00::zz/public' has an invalid server '[fd00::zz]': ${INVALID_SERVER}`],
+    ['[fd00::1]x/public', `share '[fd00::1]x/public' has an invalid server '[fd00::1]x': ${INVALID_SERVER}`],
+  ])('R6: rejects the IPv6 form %j', (share, message) => {
+    expectValidation(() => parseCifsShare(share), message);
   });
 });
 
@@ -74,18 +100,44 @@ describe('cifsMountPlan', () => {
     expect(plan).toEqual({ fsType: 'cifs', source: '//fs/public', options, server: 'fs', ...(credentials ? { credentials } : {}) });
   });
 
-  it.each<[string, string]>([
-    ['password=hunter2', 'password'],
-    ['rw,username=bob', 'username'],
-    ['user=bob', 'user'],
-    ['pass=x', 'pass'],
-    ['password2=x', 'password2'],
-    ['credentials=/etc/other', 'credentials'],
-    ['cred=/etc/other', 'cred'],
-  ])('rejects cifsopts %j', (cifsopts, key) => {
-    const message = `cifsopts may not set '${key}': use the username and password options (kept out of the command line)`;
-    expectValidation(() => cifsMountPlan(SHARE, { cifsopts }, {}, undefined), message);
-    expectValidation(() => cifsMountPlan(SHARE, {}, { options: cifsopts }, ALICE), message);
+  it.each<[string, string, string, string]>([
+    ['rejects cifsopts password=', 'password=hunter2', 'password', CREDENTIALS],
+    ['rejects cifsopts username=', 'rw,username=bob', 'username', CREDENTIALS],
+    ['rejects cifsopts user=', 'user=bob', 'user', CREDENTIALS],
+    ['rejects cifsopts pass=', 'pass=x', 'pass', CREDENTIALS],
+    ['rejects cifsopts password2=', 'password2=x', 'password2', CREDENTIALS],
+    ['rejects cifsopts credentials=', 'credentials=/etc/other', 'credentials', CREDENTIALS],
+    ['rejects cifsopts cred=', 'cred=/etc/other', 'cred', CREDENTIALS],
+    ['R5: cifsopts ip= is refused', 'vers=3.0,ip=10.6.6.6', 'ip', CONNECTION],
+    ['R5: cifsopts addr= is refused', 'addr=10.6.6.6', 'addr', CONNECTION],
+    ['R5: cifsopts source= is refused (the kernel re-reads the UNC and server name from it)', 'source=//evil/share', 'source', CONNECTION],
+    ['R5: cifsopts unc= is refused (reaches the kernel after mount.cifs own unc=)', 'unc=//evil/share', 'unc', CONNECTION],
+    ['R5: cifsopts target= is refused', 'target=//evil/share', 'target', CONNECTION],
+    ['R5: cifsopts path= is refused', 'path=//evil/share', 'path', CONNECTION],
+    ['R5: cifsopts domain= is refused', 'domain=OTHER', 'domain', DOMAIN],
+    ['R5: cifsopts dom= is refused', 'rw,dom=OTHER', 'dom', DOMAIN],
+    ['R5: cifsopts workgroup= is refused', 'workgroup=OTHER', 'workgroup', DOMAIN],
+    ['R17: cifsopts nofail is refused', 'vers=3.0,nofail', 'nofail', NOFAIL],
+  ])('%s', (_title, options, key, reason) => {
+    expectValidation(() => cifsMountPlan(SHARE, { cifsopts: options }, {}, undefined), `cifsopts may not set '${key}': ${reason}`);
+    // The daemon's -o is what the error names when a volume gives no cifsopts of its own.
+    expectValidation(() => cifsMountPlan(SHARE, {}, { options }, ALICE), `${DAEMON} may not set '${key}': ${reason}`);
+  });
+});
+
+describe('checkCifsDaemonOptions', () => {
+  it.each<[string, string, string]>([
+    ['R17: refuses nofail in the daemon -o', 'vers=3.0,nofail', `${DAEMON} may not set 'nofail': ${NOFAIL}`],
+    ['R5: refuses ip= in the daemon -o', 'ip=10.6.6.6', `${DAEMON} may not set 'ip': ${CONNECTION}`],
+    ['R5: refuses domain= in the daemon -o', 'domain=OTHER', `${DAEMON} may not set 'domain': ${DOMAIN}`],
+    ['R5: refuses credentials in the daemon -o', 'pass=x', `${DAEMON} may not set 'pass': ${CREDENTIALS}`],
+  ])('%s', (_title, options, message) => {
+    expectValidation(() => checkCifsDaemonOptions({ options }), message);
+  });
+
+  it('R17: accepts a daemon -o without refused options, and none at all', () => {
+    expect(() => checkCifsDaemonOptions({ options: 'vers=3.0,uid=1000,seal' })).not.toThrow();
+    expect(() => checkCifsDaemonOptions({})).not.toThrow();
   });
 });
 
@@ -101,6 +153,18 @@ describe('CIFS mount argv', () => {
     expect(argv).toEqual(want);
     expect(argv.join(' ')).not.toContain('pa55');
     expect(argv.join(' ')).not.toContain('alice');
+  });
+
+  // mount.cifs 7.0 -f -v: //[fd00::1]/share fails with "could not resolve address for [fd00::1]",
+  // //fd00::1/share gives "ip=fd00::1,unc=\\fd00::1\share".
+  it.each<[string, string, string]>([
+    ['R6: a bracketed IPv6 share is mounted as a bare-address UNC', '[fd00::1]/public', '//fd00::1/public'],
+    ['R6: a bracketed IPv6 UNC is mounted without its brackets', '//[fd00::1]/public/sub', '//fd00::1/public/sub'],
+    ['R6: a bare-address UNC is mounted as given', '//fd00::1/public', '//fd00::1/public'],
+    ['R6: a link-local IPv6 UNC keeps its scope id', '//fe80::1%lo/public', '//fe80::1%lo/public'],
+  ])('%s', async (_title, share, source) => {
+    const plan = await cifsProtocol({}, async () => undefined).plan({ name: 'v', options: { share } });
+    expect(mountArgv(plan, TARGET)).toEqual(['-t', 'cifs', '-o', 'guest', '--', source, TARGET]);
   });
 });
 
@@ -154,6 +218,8 @@ describe('cifsProtocol', () => {
       { username: 'd', password: 'dp', domain: undefined }, []],
     ['share option with security', { netrcDir: '/home/u' }, 'data', { share: '//fs/public', security: 'ntlmssp' }, [['/home/u', 'fs']],
       { username: 'n', password: 'np', domain: undefined }, ['sec=ntlmssp']],
+    ['R6: the .netrc entry of an IPv6 server is the address without brackets', { netrcDir: '/root' }, 'data',
+      { share: '[fd00::1]/public' }, [['/root', 'fd00::1']], undefined, ['guest']],
   ])('%s', async (_title, daemon, name, options, calls, credentials, planOptions) => {
     const netrc = fakeNetrc({ fs: { login: 'n', password: 'np' } });
     const plan = await cifsProtocol(daemon, netrc.lookup).plan({ name, options });
@@ -166,11 +232,16 @@ describe('cifsProtocol', () => {
     ['ad-hoc name', 'fs/public', {}, { share: '//fs/public', subdirectory: undefined }],
     ['ad-hoc name with #sub', 'fs/public#team', {}, { share: '//fs/public', subdirectory: 'team' }],
     ['share option with create', 'team', { share: '\\\\fs\\public', create: 'yes' }, { share: '//fs/public', subdirectory: 'team' }],
+    ['R6: a bracketed IPv6 share is shown as the UNC that is mounted', 'team', { share: '[fd00::1]/public' },
+      { share: '//fd00::1/public', subdirectory: undefined }],
   ])('check: %s', (_title, name, options, want) => {
     expect(cifsProtocol({}, fakeNetrc({}).lookup).check({ name, options })).toEqual(want);
   });
 
   it.each<[string, Options, string]>([
+    ['R5: cifsopts ip= is refused', { share: 'fs/public', cifsopts: 'rw,ip=10.6.6.6' }, `cifsopts may not set 'ip': ${CONNECTION}`],
+    ['R5: cifsopts workgroup= is refused', { share: 'fs/public', cifsopts: 'workgroup=OTHER' }, `cifsopts may not set 'workgroup': ${DOMAIN}`],
+    ['R17: cifsopts nofail is refused', { share: 'fs/public', cifsopts: 'nofail' }, `cifsopts may not set 'nofail': ${NOFAIL}`],
     ['cifsopts smuggling password=', { share: 'fs/public', cifsopts: 'rw,password=x' },
       "cifsopts may not set 'password': use the username and password options (kept out of the command line)"],
     ['cifsopts smuggling username=', { share: 'fs/public', cifsopts: 'username=x' },
@@ -197,10 +268,15 @@ describe('cifsProtocol', () => {
 
   it('rejects a daemon -o that smuggles a password at Create', () => {
     const handler = cifsProtocol({ options: 'pass=x' }, fakeNetrc({}).lookup);
-    expectValidation(
-      () => handler.check({ name: 'fs/public', options: {} }),
-      "cifsopts may not set 'pass': use the username and password options (kept out of the command line)",
-    );
+    expectValidation(() => handler.check({ name: 'fs/public', options: {} }), `${DAEMON} may not set 'pass': ${CREDENTIALS}`);
+  });
+
+  it.each<[string, string, string]>([
+    ['R17: a daemon -o with nofail is refused at Create', 'nofail', `${DAEMON} may not set 'nofail': ${NOFAIL}`],
+    ['R5: a daemon -o with addr= is refused at Create', 'addr=10.6.6.6', `${DAEMON} may not set 'addr': ${CONNECTION}`],
+  ])('%s', (_title, options, message) => {
+    const handler = cifsProtocol({ options }, fakeNetrc({}).lookup);
+    expectValidation(() => handler.check({ name: 'fs/public', options: {} }), message);
   });
 
   it('marks password as the secret key', () => {

@@ -32,6 +32,11 @@ describe('EFS mount argv', () => {
     ['--noresolve with an IP and a path', NO_RESOLVE, 'data', { share: '10.0.1.20:/sub' }, '10.0.1.20:/sub'],
     ['--noresolve with an IP as the volume name', NO_RESOLVE, '10.0.1.20', {}, '10.0.1.20:/'],
     ['--noresolve with a DNS name', NO_RESOLVE, 'data', { share: `${DNS}/sub` }, `${DNS}:/sub`],
+    ['R6: --noresolve with a bracketed IPv6 server and a path', NO_RESOLVE, 'data', { share: '[fd00::1]:/data' }, '[fd00::1]:/data'],
+    ['R6: --noresolve with a bracketed IPv6 server/path', NO_RESOLVE, 'data', { share: '[fd00::1]/data/sub' }, '[fd00::1]:/data/sub'],
+    ['R6: --noresolve with a bracketed IPv6 server alone', NO_RESOLVE, 'data', { share: '[fd00::1]' }, '[fd00::1]:/'],
+    ['R6: --noresolve with a bracketed IPv6 ad-hoc name', NO_RESOLVE, '[fd00::1]/data', {}, '[fd00::1]:/data'],
+    ['R6: --noresolve with an IPv6 scope id', NO_RESOLVE, 'data', { share: '[fe80::1%eth0.100]:/data' }, '[fe80::1%eth0.100]:/data'],
   ])('%s', async (_title, daemon, name, options, source) => {
     const plan = await efsProtocol(daemon).plan({ name, options });
     expect(mountArgv(plan, TARGET)).toEqual(['-t', 'nfs4', '-o', AWS_OPTIONS, '--', source, TARGET]);
@@ -75,6 +80,13 @@ describe('EFS rejections', () => {
     ['control character in the path', RESOLVE, 'data', { share: 'fs-12345678/a\nb' }, "share 'fs-12345678/a\nb' contains a control character"],
     ['nfsopts are not an EFS option', RESOLVE, 'data', { share: 'fs-12345678', nfsopts: 'soft' },
       "unknown option 'nfsopts' for efs volumes; accepted options: share, create"],
+    ['R6: text glued to a bracketed IPv6 server under --noresolve', NO_RESOLVE, 'data', { share: '[fd00::1]garbage/x' },
+      "share '[fd00::1]garbage/x' has 'garbage/x' right after the bracketed IPv6 address: write the path after a colon, like [fd00::1]:/export"],
+    ['R6: a bare IPv6 server under --noresolve', NO_RESOLVE, 'data', { share: 'fd00::1:/data' },
+      "share 'fd00::1:/data': write IPv6 servers in brackets, like [fd00::1]:/export"],
+    ['R6: an unclosed IPv6 bracket under --noresolve', NO_RESOLVE, 'data', { share: '[fd00::1:/data' },
+      "share '[fd00::1:/data' has an unclosed '[' in its IPv6 address"],
+    ['R6: a bracketed IPv6 server without --noresolve', RESOLVE, 'data', { share: '[fd00::1]:/data' }, notAnId('[fd00::1]:/data')],
   ])('%s', (_title, daemon, name, options, message) => {
     const check = () => efsProtocol(daemon).check({ name, options });
     expect(check).toThrow(ValidationError);

@@ -341,6 +341,15 @@ function checkCommands(f: DriverFixture, secrets: readonly string[]): string[] {
   const problems: string[] = [];
   for (const call of f.runner.calls) {
     const shown = JSON.stringify(call).slice(0, 300);
+    if (call.file === process.execPath) {
+      // The directory helper: its own script, an operation, a staging mount and one path segment.
+      const [script, operation, parent, name] = call.args;
+      if (!script?.endsWith('/share-directory-helper.js')) problems.push(`node ran something else: ${shown}`);
+      if (!['make', 'remove', 'rename'].includes(operation ?? '')) problems.push(`unknown helper operation: ${shown}`);
+      if (!insideRoot(f.stagingDir, parent)) problems.push(`helper outside ${f.stagingDir}: ${shown}`);
+      if (!name || name.includes('/') || name === '.' || name === '..') problems.push(`helper name is not one segment: ${shown}`);
+      continue;
+    }
     if (call.file !== 'mount' && call.file !== 'umount') problems.push(`ran ${call.file}: ${shown}`);
     if (!Array.isArray(call.args) || !call.args.every((arg) => typeof arg === 'string')) {
       problems.push(`argv is not an array of strings: ${shown}`);
@@ -353,7 +362,7 @@ function checkCommands(f: DriverFixture, secrets: readonly string[]): string[] {
     // eslint-disable-next-line no-control-regex
     if (call.args.some((arg) => /[\x00-\x1f\x7f]/.test(arg))) problems.push(`control character in argv: ${shown}`);
     const target = call.args[call.args.length - 1];
-    if (!insideRoot(f.root, target)) problems.push(`target outside ${f.root}: ${shown}`);
+    if (!insideRoot(f.root, target) && !insideRoot(f.stagingDir, target)) problems.push(`target outside ${f.root} and ${f.stagingDir}: ${shown}`);
     if (call.file === 'mount' && operands.length !== 2) problems.push(`mount has ${operands.length} operands: ${shown}`);
     if (call.file === 'umount' && operands.length !== 1) problems.push(`umount has ${operands.length} operands: ${shown}`);
     for (const secret of secrets) if (call.args.some((arg) => arg.includes(secret))) problems.push(`password in argv: ${shown}`);

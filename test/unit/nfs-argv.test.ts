@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../src/errors.js';
 import { mountArgv } from '../../src/protocols/mount-plan.js';
-import { nfsMountPlan, nfsProtocol, type NfsDaemonOptions } from '../../src/protocols/nfs.js';
+import { checkNfsDaemonOptions, nfsMountPlan, nfsProtocol, type NfsDaemonOptions } from '../../src/protocols/nfs.js';
 
 const TARGET = '/var/lib/docker-volumes/netshare/nfs/v';
 const V3: NfsDaemonOptions = { version: '3' };
 const V4: NfsDaemonOptions = { version: '4' };
 const ACCEPTED = 'accepted options: share, create, nfsopts, version';
+const INVALID_SERVER = 'use a host name, an IPv4 address or a bracketed IPv6 address like [fd00::1]';
+const FOREGROUND =
+  'netvol always mounts in the foreground (with bg, mount.nfs exits 0 before anything is mounted, so netvol would hand out an empty local directory); remove it';
 
 type Options = Record<string, string>;
 
@@ -65,6 +68,20 @@ describe('NFS mount argv', () => {
     ['share with surrounding spaces', V4, 'pg', { share: '  nas:/x  ' }, expected('nfs4', 'nas:/x')],
     ['share root of the server', V4, 'pg', { share: 'nas:/' }, expected('nfs4', 'nas:/')],
     ['an empty share option falls back to the ad-hoc name', V4, 'nas/exports', { share: '' }, expected('nfs4', 'nas:/exports')],
+    ['R6: an IPv6 scope id with a dash (mount.nfs takes %br-lan)', V4, 'pg', { share: '[fe80::1%br-lan]:/x' },
+      expected('nfs4', '[fe80::1%br-lan]:/x')],
+    ['R6: an IPv6 scope id with a dot (mount.nfs takes %eth0.100)', V4, 'pg', { share: '[fe80::1%eth0.100]:/x' },
+      expected('nfs4', '[fe80::1%eth0.100]:/x')],
+    ['§6: nfsopts v4 on a v3 daemon is the version: no nfsvers=3 beside it', V3, 'pg', { share: 'nas:/x', nfsopts: 'v4' },
+      expected('nfs', 'nas:/x', 'v4')],
+    ['§6: nfsopts v3 on a v3 daemon is the version', V3, 'pg', { share: 'nas:/x', nfsopts: 'v3,nolock' },
+      expected('nfs', 'nas:/x', 'v3,nolock')],
+    ['§6: daemon -o v3 on a v3 daemon is the version', { version: '3', options: 'v3,hard' }, 'pg', { share: 'nas:/x' },
+      expected('nfs', 'nas:/x', 'v3,hard')],
+    ['§6: nfsopts v4.2 beside volume version 4.1 is the version: no vers=4.1 beside it', V4, 'pg',
+      { share: 'nas:/x', version: '4.1', nfsopts: 'v4.2' }, expected('nfs4', 'nas:/x', 'v4.2')],
+    ['§6: nfsopts v4 beside volume version 4.2 is the version', V4, 'pg', { share: 'nas:/x', version: '4.2', nfsopts: 'hard,v4' },
+      expected('nfs4', 'nas:/x', 'hard,v4')],
   ])('%s', async (_title, daemon, name, options, want) => {
     expect(await argv(daemon, name, options)).toEqual(want);
   });
@@ -129,6 +146,17 @@ describe('NFS rejections', () => {
       "volume 'pg#sub' has no share: create it with -o share=<server>:/<path>, or use the share as the volume name, like 192.168.1.10/exports/data"],
     ['empty #sub', 'nas/exports#', {}, "'' cannot be used as the subdirectory made by create=true"],
     ['#.. as subdirectory', 'nas/exports#..', {}, "'..' cannot be used as the subdirectory made by create=true"],
+    ['R6: text glued to a bracketed IPv6 server', 'pg', { share: '[fd00::1]garbage/x' },
+      "share '[fd00::1]garbage/x' has 'garbage/x' right after the bracketed IPv6 address: write the path after a colon, like [fd00::1]:/export"],
+    ['R6: text glued to a bracketed IPv6 ad-hoc name', '[fd00::1]x/exports', {},
+      "share '[fd00::1]x/exports' has 'x/exports' right after the bracketed IPv6 address: write the path after a colon, like [fd00::1]:/export"],
+    ['R6: a bracketed IPv6 server without a path', 'pg', { share: '[fd00::1]' }, "share '[fd00::1]' has no path: give it as host:/path"],
+    ['R6: brackets around something that is not an IPv6 address', 'pg', { share: '[fd00]:/x' },
+      `share '[fd00]:/x' has an invalid server '[fd00]': ${INVALID_SERVER}`],
+    ['R6: a scope id with a comma (it would reach addr=)', 'pg', { share: '[fe80::1%eth0,vers=2]:/x' },
+      `share '[fe80::1%eth0,vers=2]:/x' has an invalid server '[fe80::1%eth0,vers=2]': ${INVALID_SERVER}`],
+    ['R6: a bare IPv6 server with a scope id', 'pg', { share: 'fe80::1%eth0:/x' },
+      "share 'fe80::1%eth0:/x': write IPv6 servers in brackets, like [fd00::1]:/export"],
   ])('%s', (_title, name, options, message) => {
     const check = () => nfsProtocol(V4).check({ name, options });
     expect(check).toThrow(ValidationError);
@@ -139,6 +167,39 @@ describe('NFS rejections', () => {
     await expect(nfsProtocol(V3).plan({ name: 'pg', options: { nfsopts: 'a b', share: 'nas:/x' } })).rejects.toThrow(
       "invalid option 'nfsopts': nfsopts may only contain letters, digits and _ . , = : / + @ % -",
     );
+  });
+});
+
+describe('NFS options netvol refuses', () => {
+  function expectValidation(run: () => unknown, message: string): void {
+    expect(run).toThrow(ValidationError);
+    expect(run).toThrow(message);
+  }
+
+  it.each<[string, string, string]>([
+    ['R17: nfsopts bg is refused', 'bg', `nfsopts may not set 'bg': ${FOREGROUND}`],
+    ['R17: nfsopts bg among other options is refused', 'hard,bg,timeo=600', `nfsopts may not set 'bg': ${FOREGROUND}`],
+    ['R17: nfsopts fg is refused', 'fg', `nfsopts may not set 'fg': ${FOREGROUND}`],
+  ])('%s', async (_title, nfsopts, message) => {
+    for (const daemon of [V3, V4]) {
+      const volume = { name: 'pg', options: { share: 'nas:/x', nfsopts } };
+      expectValidation(() => nfsProtocol(daemon).check(volume), message);
+      await expect(nfsProtocol(daemon).plan(volume)).rejects.toThrow(message);
+    }
+  });
+
+  it.each<[string, NfsDaemonOptions, string]>([
+    ['R17: a daemon -o with bg is refused at Create (v4)', { version: '4', options: 'bg' }, `the daemon's -o may not set 'bg': ${FOREGROUND}`],
+    ['R17: a daemon -o with fg is refused at Create (v3)', { version: '3', options: 'hard,fg' }, `the daemon's -o may not set 'fg': ${FOREGROUND}`],
+  ])('%s', (_title, daemon, message) => {
+    expectValidation(() => nfsProtocol(daemon).check({ name: 'nas/x', options: {} }), message);
+  });
+
+  it('R17: checkNfsDaemonOptions refuses bg and fg in the daemon -o and accepts the rest', () => {
+    expectValidation(() => checkNfsDaemonOptions({ version: '4', options: 'hard,bg' }), `the daemon's -o may not set 'bg': ${FOREGROUND}`);
+    expectValidation(() => checkNfsDaemonOptions({ version: '3', options: 'fg' }), `the daemon's -o may not set 'fg': ${FOREGROUND}`);
+    expect(() => checkNfsDaemonOptions({ version: '3', options: 'hard,intr,nolock' })).not.toThrow();
+    expect(() => checkNfsDaemonOptions({ version: '4' })).not.toThrow();
   });
 });
 
