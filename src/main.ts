@@ -255,6 +255,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
         activation?.stop();
         if (metricsServer) await closeServer(metricsServer);
         await closeServer(server, config.tcp ? undefined : config.socket);
+        // A Mount cut off by the shutdown is undone once it completes: before the final save.
+        await app.settled();
         // No call can come any more: shares kept for the unmount delay go now.
         await driver.unmountLingering();
         if (specFile) await unlink(specFile).catch(() => undefined);

@@ -22,6 +22,18 @@ export interface AppOptions {
   readonly extraRoutes?: (app: Express) => void;
 }
 
+/** The request listener, and a way to wait for the calls it is still working on. */
+export type PluginApp = RequestListener & {
+  /**
+   * Resolves once every call received so far has answered (or found its caller gone) and
+   * every abandoned call has been undone. Await it after closing the server and before
+   * flushing state: a Mount cut off at shutdown completes, and is undone, after that.
+   */
+  settled(): Promise<void>;
+};
+
+type Reply = { status: number; body: object | PreSerialized };
+
 /**
  * The request listener for the plugin socket. Plugin calls (POST to a path of the route
  * table) take a lean path on node:http: dockerd calls Get for every volume at its start and
@@ -31,65 +43,118 @@ export interface AppOptions {
  * dockerd sends no Content-Type and sometimes no body at all, so every body is parsed as
  * JSON whatever its type, and an empty one is {}.
  */
-export function createApp(options: AppOptions): RequestListener {
+export function createApp(options: AppOptions): PluginApp {
   const { routes, logger, secretKeys, metrics } = options;
   let admin: Promise<RequestListener> | undefined;
   const adminApp = () =>
     (admin ??= import('./admin-app.js').then(({ createAdminApp }) => createAdminApp(logger, options.extraRoutes)));
+  const pending = new Set<Promise<void>>();
+  // Calls under way per path and body. dockerd's client repeats a call whose connection
+  // broke; the repeat queues behind the first on the volume lock and answers for the same
+  // mount ID, so undoing the first would take the repeat's reference away.
+  const underWay = new Map<string, number>();
 
-  return (req, res) => {
+  const serve = async (route: Route, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = process.hrtime.bigint();
+    let call: { body: unknown; key: string } | undefined;
+    let result: object | PreSerialized | undefined;
+    let reply: Reply;
+    try {
+      const body = await parseBody(route, path, req, logger, secretKeys);
+      if (route.abandoned) {
+        call = { body, key: `${path}\n${JSON.stringify(body)}` };
+        underWay.set(call.key, (underWay.get(call.key) ?? 0) + 1);
+      }
+      result = await route.handle(body);
+      reply = { status: 200, body: result };
+    } catch (error) {
+      const failure = errorReply(error, path, logger);
+      logger.debug({ call: path, status: failure.status, err: failure.body.Err }, 'Call failed');
+      reply = failure;
+    }
+    metrics?.observeCall(path, reply.status === 200, Number(process.hrtime.bigint() - started) / 1e9);
+    try {
+      const delivered = await deliver(req, res, reply);
+      if (delivered || !call || result === undefined || !route.abandoned) return;
+      const what = path.slice(path.lastIndexOf('.') + 1);
+      if ((underWay.get(call.key) ?? 0) > 1) {
+        logger.info({ call: path }, `${what} answered after the caller hung up; left as it is: the same call came again`);
+        return;
+      }
+      try {
+        const undone = await route.abandoned(call.body, result);
+        logger.warn({ call: path }, `${what} answered after the caller hung up; ${undone}`);
+      } catch (error) {
+        logger.error({ call: path, err: error }, `${what} answered after the caller hung up, and undoing it failed`);
+      }
+    } finally {
+      if (call) {
+        const left = (underWay.get(call.key) ?? 1) - 1;
+        if (left > 0) underWay.set(call.key, left);
+        else underWay.delete(call.key);
+      }
+    }
+  };
+
+  const listener: RequestListener = (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const route = req.method === 'POST' ? routes[path] : undefined;
     if (!route) {
       adminApp().then(
         (app) => app(req, res),
-        (error: unknown) => send(res, errorReply(error, path, logger)),
+        (error: unknown) => void deliver(req, res, errorReply(error, path, logger)),
       );
       return;
     }
-    const started = process.hrtime.bigint();
-    void handle(route, path, req, logger, secretKeys).then((reply) => {
-      send(res, reply);
-      metrics?.observeCall(path, reply.status === 200, Number(process.hrtime.bigint() - started) / 1e9);
-    });
+    const call = serve(route, path, req, res).catch((error: unknown) =>
+      logger.error({ call: path, err: error }, 'Unexpected error after the call'),
+    );
+    pending.add(call);
+    void call.finally(() => pending.delete(call));
   };
+  return Object.assign(listener, {
+    async settled() {
+      while (pending.size > 0) await Promise.allSettled([...pending]);
+    },
+  });
 }
 
-async function handle(
+async function parseBody(
   route: Route,
   path: string,
   req: IncomingMessage,
   logger: Logger,
   secretKeys: readonly string[],
-): Promise<{ status: number; body: object | PreSerialized }> {
-  try {
-    const raw = await readJsonBody(req);
-    if (logger.isLevelEnabled('debug')) logger.debug({ call: path, body: maskSecrets(raw, secretKeys) }, 'Call');
-    const parsed = route.schema.safeParse(raw);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const detail = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : 'the body must be a JSON object';
-      throw new ValidationError(`bad ${path.slice(1)} request: ${detail}`);
-    }
-    return { status: 200, body: await route.handle(parsed.data) };
-  } catch (error) {
-    const reply = errorReply(error, path, logger);
-    logger.debug({ call: path, status: reply.status, err: reply.body.Err }, 'Call failed');
-    return reply;
+): Promise<unknown> {
+  const raw = await readJsonBody(req);
+  if (logger.isLevelEnabled('debug')) logger.debug({ call: path, body: maskSecrets(raw, secretKeys) }, 'Call');
+  const parsed = route.schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const detail = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : 'the body must be a JSON object';
+    throw new ValidationError(`bad ${path.slice(1)} request: ${detail}`);
   }
+  return parsed.data as unknown;
 }
 
 function readJsonBody(req: IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
+    const tooLarge = () => new BodyError(413, `request body is larger than ${BODY_LIMIT_BYTES} bytes`);
+    if (Number(req.headers['content-length'] ?? 0) > BODY_LIMIT_BYTES) return reject(tooLarge());
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= BODY_LIMIT_BYTES) chunks.push(chunk);
-    });
-    req.on('error', reject);
+      if (size <= BODY_LIMIT_BYTES) return void chunks.push(chunk);
+      // Reading on would let a body that never ends hold the connection until Node's
+      // request timeout; the reply goes out now and the connection is closed after it.
+      req.off('data', onData);
+      req.pause();
+      reject(tooLarge());
+    };
+    req.on('data', onData);
+    req.on('error', () => reject(new BodyError(400, 'the request was cut off before its body ended')));
     req.on('end', () => {
-      if (size > BODY_LIMIT_BYTES) return reject(new BodyError(413, `request body is larger than ${BODY_LIMIT_BYTES} bytes`));
       const text = Buffer.concat(chunks).toString('utf8');
       if (text.trim() === '') return resolve({});
       try {
@@ -101,10 +166,32 @@ function readJsonBody(req: IncomingMessage): Promise<unknown> {
   });
 }
 
-function send(res: ServerResponse, reply: { status: number; body: object | PreSerialized }): void {
+/**
+ * Sends the reply unless the caller is already gone. Resolves to true once it has left in
+ * full, false if the connection closed first.
+ */
+function deliver(req: IncomingMessage, res: ServerResponse, reply: Reply): Promise<boolean> {
+  const socket = req.socket;
+  if (res.destroyed || socket.destroyed || !socket.writable) return Promise.resolve(false);
+  const delivered = new Promise<boolean>((resolve) => {
+    const settle = () => {
+      res.off('close', settle);
+      socket.off('close', settle);
+      resolve(res.writableFinished);
+    };
+    res.once('close', settle);
+    socket.once('close', settle);
+  });
   const bytes = reply.body instanceof PreSerialized ? reply.body.bytes : Buffer.from(JSON.stringify(reply.body));
-  res.writeHead(reply.status, { 'Content-Type': PLUGIN_CONTENT_TYPE, 'Content-Length': bytes.length });
+  const headers: Record<string, string | number> = { 'Content-Type': PLUGIN_CONTENT_TYPE, 'Content-Length': bytes.length };
+  if (!req.complete) {
+    // Answered before the body ended (too large): the rest of it is never read.
+    headers['Connection'] = 'close';
+    res.once('finish', () => req.destroy());
+  }
+  res.writeHead(reply.status, headers);
   res.end(bytes);
+  return delivered;
 }
 
 /** Copies a request body with secret option values replaced, for logging. */

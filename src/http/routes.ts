@@ -7,16 +7,25 @@ export class PreSerialized {
   constructor(readonly bytes: Buffer) {}
 }
 
+type Reply = object | PreSerialized;
+
 export interface Route<S extends z.ZodTypeAny = z.ZodTypeAny> {
   readonly schema: S;
-  readonly handle: (body: z.infer<S>) => Promise<object | PreSerialized> | object | PreSerialized;
+  readonly handle: (body: z.infer<S>) => Promise<Reply> | Reply;
+  /**
+   * Undoes a call that succeeded after its caller hung up: the caller counts it as failed
+   * and will never send the call that would undo it. Resolves to what was undone, for the
+   * log. Only for calls whose effect outlives them: Create and Remove need none, they are
+   * idempotent, and a caller that saw them fail makes them again.
+   */
+  readonly abandoned?: (body: z.infer<S>, result: Reply) => Promise<string>;
 }
 
 const route = <S extends z.ZodTypeAny>(
   schema: S,
-  handle: (body: z.infer<S>) => Promise<object | PreSerialized> | object | PreSerialized,
-): Route =>
-  ({ schema, handle }) as Route;
+  handle: Route<S>['handle'],
+  abandoned?: Route<S>['abandoned'],
+): Route => ({ schema, handle, ...(abandoned ? { abandoned } : {}) }) as Route;
 
 /** The whole plugin protocol on one screen: path → body schema → driver call → reply. */
 export function routeTable(driver: VolumeDriver): Record<string, Route> {
@@ -34,10 +43,15 @@ export function routeTable(driver: VolumeDriver): Record<string, Route> {
       await driver.remove(body.Name);
       return { Err: '' };
     }),
-    '/VolumeDriver.Mount': route(mountRequest, async (body) => ({
-      Mountpoint: await driver.mount(body.Name, body.ID),
-      Err: '',
-    })),
+    // dockerd never unmounts a Mount it saw fail, so an unanswered one would hold its share for good.
+    '/VolumeDriver.Mount': route(
+      mountRequest,
+      async (body) => ({ Mountpoint: await driver.mount(body.Name, body.ID), Err: '' }),
+      async (body) => {
+        await driver.unmount(body.Name, body.ID);
+        return `released mount ID ${body.ID} of volume '${body.Name}' again`;
+      },
+    ),
     '/VolumeDriver.Unmount': route(mountRequest, async (body) => {
       await driver.unmount(body.Name, body.ID);
       return { Err: '' };

@@ -5,8 +5,15 @@ import { createServer, type Server } from 'node:http';
 import { dirname } from 'node:path';
 import type { RequestListener } from 'node:http';
 import { StartupError } from '../errors.js';
+import {
+  closeAllConnections,
+  closeIdleConnections,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  limitConnections,
+  type ConnectionLimits,
+} from './connection-limits.js';
 
-export interface SocketServerOptions {
+export interface SocketServerOptions extends ConnectionLimits {
   readonly path: string;
   /** 0660 by default: root and, if set, one group may talk to the plugin. */
   readonly mode?: number;
@@ -47,7 +54,7 @@ export async function listenOnSocket(handler: RequestListener, options: SocketSe
     await unlink(path);
   }
   const server = createServer(handler);
-  server.keepAliveTimeout = 60_000;
+  limitConnections(server, options);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(new StartupError(`cannot listen on ${path}: ${error.message}`, { cause: error })));
     server.listen(path, () => resolve());
@@ -57,7 +64,7 @@ export async function listenOnSocket(handler: RequestListener, options: SocketSe
   return server;
 }
 
-export interface TcpServerOptions {
+export interface TcpServerOptions extends ConnectionLimits {
   readonly host: string;
   readonly port: number;
   readonly tls?: { cert: string; key: string; ca: string } | undefined;
@@ -74,10 +81,14 @@ export async function listenOnTcp(handler: RequestListener, options: TcpServerOp
           requestCert: true,
           rejectUnauthorized: true,
           minVersion: 'TLSv1.2',
+          // The idle limit starts only after the handshake; a client that never finishes
+          // one would otherwise hold its connection for Node's 120 s.
+          handshakeTimeout: Math.min(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 120_000),
         },
         handler,
       )
     : createServer(handler);
+  limitConnections(server, options);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) =>
       reject(new StartupError(`cannot listen on ${options.host}:${options.port}: ${error.message}`, { cause: error })),
@@ -87,8 +98,30 @@ export async function listenOnTcp(handler: RequestListener, options: TcpServerOp
   return server;
 }
 
-export async function closeServer(server: Server, socketPath?: string): Promise<void> {
-  server.closeAllConnections?.();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000;
+
+export interface CloseOptions {
+  /** How long calls in progress may take to answer before their connections are cut: 5 s. */
+  readonly graceMs?: number | undefined;
+}
+
+/**
+ * Stops accepting, closes idle connections, lets calls in progress answer for up to
+ * `graceMs`, then cuts what is left. A cut Mount is undone by the app once it completes
+ * (Route.abandoned): dockerd saw it fail and will never unmount it.
+ */
+export async function closeServer(server: Server, socketPath?: string, options: CloseOptions = {}): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  closeIdleConnections(server);
+  // A keep-alive connection becomes idle once its call answers; close it then instead of
+  // waiting for its idle timeout.
+  const sweep = setInterval(() => closeIdleConnections(server), 20);
+  const cut = setTimeout(() => closeAllConnections(server), options.graceMs ?? DEFAULT_SHUTDOWN_GRACE_MS);
+  try {
+    await closed;
+  } finally {
+    clearInterval(sweep);
+    clearTimeout(cut);
+  }
   if (socketPath) await unlink(socketPath).catch(() => undefined);
 }
