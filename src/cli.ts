@@ -42,7 +42,7 @@ function commonOptions(y: Argv) {
     .option('basedir', {
       type: 'string',
       default: DEFAULT_BASEDIR,
-      describe: 'Mounts go under <basedir>/<protocol>/<volume name>',
+      describe: 'Mounts go under <basedir>/<driver name>/<volume name> (the driver name is the protocol unless NETSHARE_SOCKET_NAME or --socket says otherwise)',
     })
     .option('socket', {
       type: 'string',
@@ -97,6 +97,18 @@ function commonOptions(y: Argv) {
       describe: 'Every N seconds, release mount IDs of volumes that no running container uses (after a dockerd crash the Unmount never comes); 0 = off. Needs the Docker API',
     })
     .option('stale-grace', { type: 'number', default: 120, describe: 'Never release a volume mounted less than this many seconds ago' })
+    .option('share', {
+      type: 'string',
+      default: env['NETVOL_SHARE'],
+      describe:
+        'Default share: a volume created without -o share is the directory named after it under this share, made on first use (e.g. 10.0.0.5:/exports, //fileserver/docker, fs-12345678) [env NETVOL_SHARE]',
+    })
+    .option('on-delete', {
+      choices: ['retain', 'delete', 'archive'] as const,
+      default: (env['NETVOL_ON_DELETE'] ?? 'retain') as 'retain' | 'delete' | 'archive',
+      describe:
+        'What docker volume rm does to a directory netvol made for a volume, unless the volume sets -o onDelete: retain it, delete it, or archive it (renamed archived-<name>-<time>) [env NETVOL_ON_DELETE]',
+    })
     .option('metrics', { type: 'string', describe: 'Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (off by default)' })
     .option('mount-command', { type: 'string', hidden: true })
     .option('umount-command', { type: 'string', hidden: true });
@@ -137,6 +149,8 @@ function baseConfig(protocol: Protocol, argv: Common): Omit<DaemonConfig, 'nfs' 
     socket: argv.socket ?? join(DEFAULT_PLUGIN_DIR, `${name}.sock`),
     basedir: argv.basedir,
     stateDir: argv['state-dir'],
+    ...(argv.share ? { defaultShare: argv.share } : {}),
+    onDelete: argv['on-delete'],
     mountTimeoutSeconds: argv['mount-timeout'],
     unmountDelaySeconds: argv['unmount-delay'],
     verbose: argv.verbose,
@@ -321,7 +335,7 @@ function buildCli(argv: string[]) {
     .help()
     .alias('help', 'h')
     .wrap(Math.min(120, process.stdout.columns || 120))
-    .epilogue('Docs: README.md. Each daemon serves one protocol; run several with NETSHARE_SOCKET_NAME for different names.')
+    .epilogue('Docs: README.md. Each daemon serves one protocol; run several with NETSHARE_SOCKET_NAME for different names (each gets its own mount root and state).')
     .fail((message, error) => {
       if (error) throw error;
       process.stderr.write(`netvol: ${message}\nRun 'netvol --help' for usage.\n`);

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { PROTOCOLS } from './protocols/protocol.js';
+import { ON_DELETE } from './protocols/provisioning.js';
 
 export const DEFAULT_BASEDIR = '/var/lib/docker-volumes/netshare';
 export const DEFAULT_STATE_DIR = '/var/lib/netvol';
@@ -18,6 +19,10 @@ export const daemonConfig = z.object({
   socket: z.string().min(1),
   basedir: z.string().min(1),
   stateDir: z.string().min(1),
+  /** --share: volumes without a share of their own are directories under it. */
+  defaultShare: z.string().min(1).optional(),
+  /** --on-delete: the remove policy of volumes that do not set onDelete. */
+  onDelete: z.enum(ON_DELETE).default('retain'),
   mountTimeoutSeconds: z.number().positive().max(3600),
   /** How long a share stays mounted after its last Unmount, in case a Mount follows at once. */
   unmountDelaySeconds: z.number().min(0).max(3600).default(3),

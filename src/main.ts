@@ -3,6 +3,7 @@ import { mkdir, realpath, writeFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { driverStateDir, type DaemonConfig } from './config.js';
+import { StartupError } from './errors.js';
 import { reconcile } from './driver/reconcile.js';
 import { VolumeDriver } from './driver/volume-driver.js';
 import { ShareProvisioner } from './driver/share-provisioner.js';
@@ -120,6 +121,13 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     });
 
     const protocol = protocolHandler(config);
+    if (config.defaultShare !== undefined) {
+      try {
+        protocol.check({ name: 'probe', options: {}, defaultShare: config.defaultShare });
+      } catch (error) {
+        throw new StartupError(`--share ${config.defaultShare}: ${(error as Error).message}`, { cause: error });
+      }
+    }
     const committer = new GroupCommitter(store, () => state, undefined, {
       onError: (error, retryInMs) =>
         logger.warn({ err: (error as Error).message, retryInMs }, 'Could not save state; changes are kept in memory and saving is retried (netvol status shows it)'),
@@ -135,6 +143,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       commit: (volumes) => committer.commit(volumes),
       commitLater: (volumes) => committer.commitLater(volumes),
       lockWaitMs: config.mountTimeoutSeconds * 1000,
+      defaultShare: config.defaultShare,
+      defaultOnDelete: config.onDelete,
       rootMountedSubdirectories,
       clock,
       logger: logger.child({ component: 'driver' }),

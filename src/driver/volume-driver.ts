@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { BusyError, ConflictError, InUseError, MountError, NotFoundError, errorMessage } from '../errors.js';
 import type { MountPlan } from '../protocols/mount-plan.js';
+import type { OnDelete } from '../protocols/provisioning.js';
 import type { ProtocolHandler } from '../protocols/protocol.js';
 import type { StateFile, VolumeRecord } from '../state/state-schema.js';
 import type { Mounter } from '../system/mounter.js';
@@ -11,7 +12,6 @@ import { maskSecretOptions } from '../protocols/secret-options.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { MountpointIndex } from './mountpoint-index.js';
 import { subdirectoryPlan, type ShareProvisioner } from './share-provisioner.js';
-import { CommandTimeoutError } from '../system/command-runner.js';
 import { checkVolumeName, mountpointFor } from './volume-name.js';
 
 export interface VolumeSummary {
@@ -51,6 +51,10 @@ export interface DriverDeps {
   readonly commitLater?: (volumes: readonly string[]) => void;
   /** How long a Mount may wait behind an earlier call on the same volume; unbounded if absent. */
   readonly lockWaitMs?: number;
+  /** --share: a volume created without a share is the directory of its name under this one. */
+  readonly defaultShare?: string | undefined;
+  /** --on-delete: the remove policy of volumes that do not choose one. */
+  readonly defaultOnDelete?: OnDelete | undefined;
   /** Volumes adopted at start whose kernel mount is of the share's root (see reconcile). */
   readonly rootMountedSubdirectories?: Iterable<string>;
   readonly clock: () => Date;
@@ -131,7 +135,8 @@ export class VolumeDriver {
           `volume '${name}' already exists with other options (share ${existing.share}); remove it first (docker volume rm ${name}) or choose another name`,
         );
       }
-      const checked = protocol.check({ name, options });
+      const defaultShare = options['share'] === undefined || options['share'] === '' ? this.deps.defaultShare : undefined;
+      const checked = protocol.check({ name, options, defaultShare });
       const mountpoint = mountpointFor(this.deps.root, name);
       const other = this.index().overlapping(mountpoint);
       if (other !== undefined) {
@@ -147,6 +152,8 @@ export class VolumeDriver {
         ...(checked.subdirectory !== undefined ? { subdirectory: checked.subdirectory } : {}),
         createdAt: this.deps.clock().toISOString(),
         mountIds: [],
+        ...(defaultShare !== undefined && checked.subdirectory !== undefined ? { defaultShare } : {}),
+        ...(checked.subdirectory !== undefined ? { onDelete: checked.provisioning?.onDelete ?? this.deps.defaultOnDelete ?? 'retain' } : {}),
       };
       state.volumes[name] = record;
       this.index().add(mountpoint, name);
@@ -176,6 +183,8 @@ export class VolumeDriver {
       // fired and the unmount is queued behind this call (it then finds no volume).
       this.cancelLinger(name);
       await this.unmountAndForget(record);
+      // Before the record goes: a failure here leaves the volume as it was, to be removed again.
+      await this.applyRemovePolicy(record);
       delete state.volumes[name];
       this.index().remove(this.mountpoint(record));
       try {
@@ -262,37 +271,65 @@ export class VolumeDriver {
 
   /**
    * A volume with a subdirectory gets that subdirectory mounted directly (`host:/export/sub`),
-   * as csi-driver-nfs does: path lookups then happen on the server inside the export, so a
-   * link placed on the share can never make the directory handed to dockerd resolve on the
-   * host. Only when that mount fails is the directory made (once, through the provisioner,
-   * which never follows links), and the mount tried again.
+   * as csi-driver-nfs does: path lookups then happen on the server, inside its export, never
+   * on this host, so nothing placed on the share can make the directory handed to dockerd
+   * resolve to a host path. Before that first mount the directory is made or checked, once,
+   * by the provisioner, which never follows links: a link (or a file) where the directory
+   * should be is refused with a clear error rather than followed on the server.
    */
   private async mountShare(record: VolumeRecord, mountpoint: string): Promise<void> {
-    const { mounter, protocol, logger } = this.deps;
+    const { mounter, protocol } = this.deps;
     const plan = await protocol.plan(record);
     if (record.subdirectory === undefined) {
       await mounter.mount(plan, mountpoint);
       return;
     }
-    const direct = subdirectoryPlan(plan, record.subdirectory);
-    try {
-      await mounter.mount(direct, mountpoint);
-      return;
-    } catch (error) {
-      if (isTimeout(error)) throw error;
-      logger.info({ volume: record.name, subdirectory: record.subdirectory }, 'Subdirectory did not mount; making it on the share');
-    }
     await this.makeSubdirectory(plan, record);
-    await mounter.mount(direct, mountpoint);
+    await mounter.mount(subdirectoryPlan(plan, record.subdirectory), mountpoint);
   }
 
   private async makeSubdirectory(plan: MountPlan, record: VolumeRecord): Promise<void> {
     const subdirectory = record.subdirectory ?? '';
+    const owner = this.deps.protocol.check(record).provisioning?.owner ?? {};
     try {
-      const { made } = await this.deps.provisioner.makeDirectory(plan, subdirectory);
-      this.deps.logger.info({ volume: record.name, subdirectory, made }, made ? 'Made the subdirectory on the share' : 'Subdirectory exists on the share');
+      const { made } = await this.deps.provisioner.makeDirectory(plan, subdirectory, owner);
+      // Kept with the volume, so that only a directory netvol made is ever deleted for it.
+      if (made) record.directoryMade = true;
+      this.deps.logger.info({ volume: record.name, subdirectory, made, ...owner }, made ? 'Made the subdirectory on the share' : 'Subdirectory exists on the share');
     } catch (error) {
       throw new MountError(`volume '${record.name}': cannot make the subdirectory ${subdirectory} on ${record.share}: ${errorMessage(error)}`, { cause: error });
+    }
+  }
+
+  /**
+   * onDelete=delete removes, and archive renames to `archived-<name>-<UTC time>`, the
+   * subdirectory netvol made; never the share itself, never a directory that was there before.
+   */
+  private async applyRemovePolicy(record: VolumeRecord): Promise<void> {
+    const policy = record.onDelete ?? 'retain';
+    const subdirectory = record.subdirectory;
+    if (policy === 'retain' || subdirectory === undefined) return;
+    const { logger, provisioner, protocol } = this.deps;
+    if (!record.directoryMade) {
+      logger.info({ volume: record.name, subdirectory, onDelete: policy }, 'Subdirectory retained: it existed before netvol used it, so only its owner may delete it');
+      return;
+    }
+    const plan = await protocol.plan(record);
+    try {
+      if (policy === 'delete') {
+        await provisioner.removeDirectory(plan, subdirectory);
+        logger.info({ volume: record.name, subdirectory, outcome: 'deleted' }, 'Deleted the volume\'s subdirectory on the share (onDelete=delete)');
+      } else {
+        const archived = archiveName(subdirectory, this.deps.clock());
+        await provisioner.renameDirectory(plan, subdirectory, archived);
+        logger.info({ volume: record.name, subdirectory, archived, outcome: 'archived' }, 'Archived the volume\'s subdirectory on the share (onDelete=archive)');
+      }
+    } catch (error) {
+      record.lastError = errorMessage(error);
+      throw new MountError(
+        `volume '${record.name}' was not removed: onDelete=${policy} of ${subdirectory} on ${record.share} failed: ${errorMessage(error)}; the volume and its data are as they were, fix the cause and remove it again`,
+        { cause: error },
+      );
     }
   }
 
@@ -502,7 +539,7 @@ export class VolumeDriver {
     return {
       protocol: record.protocol,
       share: record.share,
-      ...(record.subdirectory !== undefined ? { subdirectory: record.subdirectory } : {}),
+      ...(record.subdirectory !== undefined ? { subdirectory: record.subdirectory, onDelete: record.onDelete ?? 'retain' } : {}),
       mounted: record.mountIds.length > 0,
       mounts: record.mountIds.length,
       ...(record.mountedAt ? { mountedSince: record.mountedAt } : {}),
@@ -571,11 +608,9 @@ export class VolumeDriver {
   }
 }
 
-function isTimeout(error: unknown): boolean {
-  for (let cause: unknown = error; cause instanceof Error; cause = cause.cause) {
-    if (cause instanceof CommandTimeoutError || /timed out/.test(cause.message)) return true;
-  }
-  return false;
+/** `archived-pg-20261202T051500Z`: sorts by time, one segment, never a name a volume could have made. */
+export function archiveName(subdirectory: string, now: Date): string {
+  return `archived-${subdirectory}-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`;
 }
 
 function forgetEpochIfLast(record: VolumeRecord, id: string): void {

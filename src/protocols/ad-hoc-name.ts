@@ -14,6 +14,7 @@ export function shareSource(
   name: string,
   options: Readonly<Record<string, string>>,
   acceptsBareName: (name: string) => boolean = () => false,
+  defaultShare?: string,
 ): ShareSource {
   const create = options['create'] !== undefined && booleanString.parse(options['create']);
   const hash = name.indexOf('#');
@@ -21,6 +22,10 @@ export function shareSource(
     return { share: options['share'], subdirectory: create ? subdirectoryName(name.slice(hash + 1)) : undefined };
   }
   const base = hash >= 0 ? name.slice(0, hash) : name;
+  // A plain name under a daemon with --share is the directory of that name under it.
+  if (defaultShare !== undefined && defaultShare !== '' && !base.includes('/') && hash < 0) {
+    return { share: defaultShare, subdirectory: subdirectoryName(name.endsWith('/') ? name.slice(0, -1) : name) };
+  }
   if (!base.includes('/') && !acceptsBareName(base)) {
     throw new ValidationError(
       `volume '${name}' has no share: create it with -o share=<server>:/<path>, or use the share as the volume name, like 192.168.1.10/exports/data`,

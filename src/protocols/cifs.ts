@@ -6,6 +6,8 @@ import { checkHost, looksLikeBareIpv6 } from './share.js';
 import { shareSource } from './ad-hoc-name.js';
 import type { NetrcEntry } from './netrc.js';
 import type { CheckedVolume, ProtocolHandler, VolumeSpec } from './protocol.js';
+import { checkProvisioningNeedsDirectory, provisioningField, provisioningOf, provisioningOptions, type Provisioning } from './provisioning.js';
+import { foldLocalDriverOptions } from './local-driver-options.js';
 
 // Credentials go to a line-based file: a newline would let a value add its own lines.
 const credentialText = (key: string) =>
@@ -24,7 +26,10 @@ export const cifsVolumeOptions = z.object({
   security: z.string().regex(/^[a-z0-9]+i?$/, { message: 'security must be a cifs sec= value like ntlmssp or krb5' }).optional(),
   fileMode: z.string().regex(FILE_MODE, { message: 'fileMode must be an octal mode like 0644' }).optional(),
   dirMode: z.string().regex(FILE_MODE, { message: 'dirMode must be an octal mode like 0755' }).optional(),
+  ...provisioningOptions,
 });
+/** Docker's local driver's names for the same things: folded into the keys above. */
+export const CIFS_LOCAL_DRIVER_KEYS = ['type', 'o', 'device'] as const;
 export type CifsVolumeOptions = z.infer<typeof cifsVolumeOptions>;
 
 export interface CifsDaemonOptions {
@@ -138,12 +143,25 @@ export function cifsMountPlan(
   refuseOptions(extra, REFUSED, volume.cifsopts !== undefined ? 'cifsopts' : DAEMON_OPTIONS);
   const security = volume.security ?? daemon.security;
   const fileMode = volume.fileMode ?? daemon.fileMode;
-  const dirMode = volume.dirMode ?? daemon.dirMode;
+  // Without Unix extensions the client decides who owns what it shows: the volume's
+  // uid/gid/mode then mean the mount's uid=/gid=/dir_mode=.
+  const dirMode = volume.dirMode ?? (volume.mode !== undefined ? `0${volume.mode.replace(/^0/, '')}` : undefined) ?? daemon.dirMode;
+  const owner = [...(volume.uid !== undefined ? [`uid=${volume.uid}`] : []), ...(volume.gid !== undefined ? [`gid=${volume.gid}`] : [])];
+  for (const option of owner) {
+    const key = option.split('=')[0] ?? '';
+    if (extra.some((given) => given.split('=')[0] === key)) {
+      throw new ValidationError(`${key} is given both as the volume option ${key} and in ${volume.cifsopts !== undefined ? 'cifsopts' : DAEMON_OPTIONS}; give it once`);
+    }
+  }
+  if (volume.mode !== undefined && volume.dirMode !== undefined) {
+    throw new ValidationError('mode and dirMode both set the mount\'s dir_mode; give one of them');
+  }
   const options = [
     ...(credentials ? [] : ['guest']),
     ...(security ? [`sec=${security}`] : []),
     ...(fileMode ? [`file_mode=${fileMode}`] : []),
     ...(dirMode ? [`dir_mode=${dirMode}`] : []),
+    ...owner,
     ...extra,
   ];
   return {
@@ -160,18 +178,22 @@ export function cifsProtocol(
   netrc: (dir: string, host: string) => Promise<NetrcEntry | undefined>,
 ): ProtocolHandler {
   const check = (volume: VolumeSpec) => {
-    const options = parseVolumeOptions(cifsVolumeOptions, volume.options, 'cifs');
-    const source = shareSource(volume.name, volume.options);
+    const raw = foldLocalDriverOptions('cifs', volume.options);
+    const options = parseVolumeOptions(cifsVolumeOptions, raw, 'cifs', CIFS_LOCAL_DRIVER_KEYS);
+    const source = shareSource(volume.name, raw, undefined, volume.defaultShare);
     const share = parseCifsShare(source.share);
     // Validate the option mix now, so Create fails rather than the first Mount.
     cifsMountPlan(share, options, daemon, undefined);
-    const checked: CheckedVolume = { share: `//${share.host}/${share.path}`, subdirectory: source.subdirectory };
+    const provisioning: Provisioning = provisioningOf(options);
+    checkProvisioningNeedsDirectory(provisioning, source.subdirectory, true);
+    const checked: CheckedVolume = { share: `//${share.host}/${share.path}`, subdirectory: source.subdirectory, ...provisioningField(provisioning) };
     return { checked, share, options };
   };
   return {
     protocol: 'cifs',
-    optionKeys: Object.keys(cifsVolumeOptions.shape),
-    secretKeys: ['password'],
+    optionKeys: [...Object.keys(cifsVolumeOptions.shape), ...CIFS_LOCAL_DRIVER_KEYS],
+    // The local driver's o= may carry password= too.
+    secretKeys: ['password', 'o'],
     check: (volume) => check(volume).checked,
     plan: async (volume) => {
       const { share, options } = check(volume);

@@ -5,10 +5,12 @@ import type { MountPlan } from './mount-plan.js';
 import { checkHost, normaliseRemotePath, splitHostPath } from './share.js';
 import { shareSource } from './ad-hoc-name.js';
 import type { ProtocolHandler, VolumeSpec } from './protocol.js';
+import { checkProvisioningNeedsDirectory, provisioningField, provisioningOf, provisioningOptions } from './provisioning.js';
 
 export const efsVolumeOptions = z.object({
   share: z.string().optional(),
   create: booleanString.optional(),
+  ...provisioningOptions,
 });
 
 /** AWS's recommended NFS client options for EFS. */
@@ -55,10 +57,12 @@ export function efsMountPlan(share: EfsShare, daemon: EfsDaemonOptions): MountPl
 
 export function efsProtocol(daemon: EfsDaemonOptions): ProtocolHandler {
   const check = (volume: VolumeSpec) => {
-    parseVolumeOptions(efsVolumeOptions, volume.options, 'efs');
-    const source = shareSource(volume.name, volume.options, (name) => FILE_SYSTEM_ID.test(name) || daemon.noResolve);
+    const options = parseVolumeOptions(efsVolumeOptions, volume.options, 'efs');
+    const source = shareSource(volume.name, volume.options, (name) => FILE_SYSTEM_ID.test(name) || daemon.noResolve, volume.defaultShare);
     const share = parseEfsShare(source.share, daemon);
-    return { share, checked: { share: `${share.target}:${share.path}`, subdirectory: source.subdirectory } };
+    const provisioning = provisioningOf(options);
+    checkProvisioningNeedsDirectory(provisioning, source.subdirectory);
+    return { share, checked: { share: `${share.target}:${share.path}`, subdirectory: source.subdirectory, ...provisioningField(provisioning) } };
   };
   return {
     protocol: 'efs',

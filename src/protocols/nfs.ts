@@ -4,6 +4,8 @@ import { hasOption, joinOptions, type MountPlan } from './mount-plan.js';
 import { parseHostPath, type HostPath } from './share.js';
 import { shareSource } from './ad-hoc-name.js';
 import type { CheckedVolume, ProtocolHandler, VolumeSpec } from './protocol.js';
+import { checkProvisioningNeedsDirectory, provisioningField, provisioningOf, provisioningOptions } from './provisioning.js';
+import { foldLocalDriverOptions } from './local-driver-options.js';
 
 export const NFS_VERSIONS = ['3', '4', '4.0', '4.1', '4.2'] as const;
 export type NfsVersion = (typeof NFS_VERSIONS)[number];
@@ -13,7 +15,10 @@ export const nfsVolumeOptions = z.object({
   create: booleanString.optional(),
   nfsopts: mountOptionsString('nfsopts').optional(),
   version: z.enum(NFS_VERSIONS, { message: `version must be one of ${NFS_VERSIONS.join(', ')}` }).optional(),
+  ...provisioningOptions,
 });
+/** Docker's local driver's names for the same things: folded into the keys above. */
+export const LOCAL_DRIVER_KEYS = ['type', 'o', 'device'] as const;
 export type NfsVolumeOptions = z.infer<typeof nfsVolumeOptions>;
 
 export interface NfsDaemonOptions {
@@ -63,20 +68,23 @@ export function nfsMountPlan(share: HostPath, volume: NfsVolumeOptions, daemon: 
 
 export function nfsProtocol(daemon: NfsDaemonOptions): ProtocolHandler {
   const check = (volume: VolumeSpec): CheckedVolume & { hostPath: HostPath; options: NfsVolumeOptions } => {
-    const options = parseVolumeOptions(nfsVolumeOptions, volume.options, 'nfs');
-    const source = shareSource(volume.name, volume.options);
+    const raw = foldLocalDriverOptions('nfs', volume.options);
+    const options = parseVolumeOptions(nfsVolumeOptions, raw, 'nfs', LOCAL_DRIVER_KEYS);
+    const source = shareSource(volume.name, raw, undefined, volume.defaultShare);
     const hostPath = parseHostPath(source.share);
     // Validate the option mix now, so Create fails rather than the first Mount.
     nfsMountPlan(hostPath, options, daemon);
-    return { share: `${hostPath.host}:${hostPath.path}`, subdirectory: source.subdirectory, hostPath, options };
+    const provisioning = provisioningOf(options);
+    checkProvisioningNeedsDirectory(provisioning, source.subdirectory);
+    return { share: `${hostPath.host}:${hostPath.path}`, subdirectory: source.subdirectory, ...provisioningField(provisioning), hostPath, options };
   };
   return {
     protocol: 'nfs',
-    optionKeys: Object.keys(nfsVolumeOptions.shape),
+    optionKeys: [...Object.keys(nfsVolumeOptions.shape), ...LOCAL_DRIVER_KEYS],
     secretKeys: [],
     check: (volume) => {
-      const { share, subdirectory } = check(volume);
-      return { share, subdirectory };
+      const { share, subdirectory, provisioning } = check(volume);
+      return { share, subdirectory, ...(provisioning ? { provisioning } : {}) };
     },
     plan: async (volume) => {
       const checked = check(volume);

@@ -46,8 +46,9 @@ export function parseVolumeOptions<T extends z.ZodRawShape>(
   schema: z.ZodObject<T>,
   raw: Record<string, string>,
   protocol: string,
+  aliases: readonly string[] = [],
 ): z.infer<z.ZodObject<T>> {
-  const known = Object.keys(schema.shape);
+  const known = [...Object.keys(schema.shape), ...aliases];
   const unknown = Object.keys(raw).filter((key) => !known.includes(key));
   if (unknown.length > 0) {
     throw new ValidationError(

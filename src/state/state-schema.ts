@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PROTOCOLS } from '../protocols/protocol.js';
+import { ON_DELETE } from '../protocols/provisioning.js';
 
 export const STATE_VERSION = 1;
 
@@ -23,6 +24,12 @@ export const volumeRecord = z.object({
   /** Time of the latest Mount: a stale-reference release never touches a volume mounted just now. */
   lastMountAt: z.string().optional(),
   lastError: z.string().optional(),
+  /** The daemon's --share when the volume was created without a share of its own. */
+  defaultShare: z.string().optional(),
+  /** What Remove does to the subdirectory netvol made (fixed at Create). */
+  onDelete: z.enum(ON_DELETE).optional(),
+  /** netvol made the subdirectory itself (it existed before otherwise): only then may Remove delete it. */
+  directoryMade: z.boolean().optional(),
 });
 export type VolumeRecord = z.infer<typeof volumeRecord>;
 

@@ -75,7 +75,7 @@ describe('plugin HTTP API', () => {
     ['/VolumeDriver.Create', {}, 400, 'bad VolumeDriver.Create request: Name: Name is required'],
     ['/VolumeDriver.Create', { Name: 7 }, 400, 'bad VolumeDriver.Create request: Name: Name must be a string'],
     ['/VolumeDriver.Create', { Name: 'v', Opts: { share: 1 } }, 400, 'bad VolumeDriver.Create request: Opts.share: every option value must be a string'],
-    ['/VolumeDriver.Create', { Name: 'v', Opts: { sharee: 'x' } }, 400, "unknown option 'sharee' for nfs volumes; accepted options: share, create, nfsopts, version"],
+    ['/VolumeDriver.Create', { Name: 'v', Opts: { sharee: 'x' } }, 400, "unknown option 'sharee' for nfs volumes; accepted options: share, create, nfsopts, version, uid, gid, mode, onDelete, type, o, device"],
     ['/VolumeDriver.Create', { Name: '../../etc', Opts: { share: 'h:/x' } }, 400, "volume name '../../etc' has an empty, '.' or '..' path segment"],
     ['/VolumeDriver.Mount', { Name: 'v' }, 400, 'bad VolumeDriver.Mount request: ID: ID is required'],
     ['/VolumeDriver.Mount', { Name: 'v', ID: '' }, 400, 'bad VolumeDriver.Mount request: ID: ID is empty'],

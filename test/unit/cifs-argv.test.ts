@@ -279,8 +279,8 @@ describe('cifsProtocol', () => {
     expectValidation(() => handler.check({ name: 'fs/public', options: {} }), message);
   });
 
-  it('marks password as the secret key', () => {
+  it("marks password, and the local driver's o (it may carry password=), as secret keys", () => {
     const handler = cifsProtocol({}, fakeNetrc({}).lookup);
-    expect([handler.protocol, handler.secretKeys]).toEqual(['cifs', ['password']]);
+    expect([handler.protocol, handler.secretKeys]).toEqual(['cifs', ['password', 'o']]);
   });
 });

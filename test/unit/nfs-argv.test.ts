@@ -6,7 +6,7 @@ import { checkNfsDaemonOptions, nfsMountPlan, nfsProtocol, type NfsDaemonOptions
 const TARGET = '/var/lib/docker-volumes/netshare/nfs/v';
 const V3: NfsDaemonOptions = { version: '3' };
 const V4: NfsDaemonOptions = { version: '4' };
-const ACCEPTED = 'accepted options: share, create, nfsopts, version';
+const ACCEPTED = 'accepted options: share, create, nfsopts, version, uid, gid, mode, onDelete, type, o, device';
 const INVALID_SERVER = 'use a host name, an IPv4 address or a bracketed IPv6 address like [fd00::1]';
 const FOREGROUND =
   'netvol always mounts in the foreground (with bg, mount.nfs exits 0 before anything is mounted, so netvol would hand out an empty local directory); remove it';
@@ -215,7 +215,7 @@ describe('nfsMountPlan', () => {
 
   it('advertises its option keys and has no secrets', () => {
     const handler = nfsProtocol(V4);
-    expect([handler.protocol, handler.optionKeys, handler.secretKeys]).toEqual(['nfs', ['share', 'create', 'nfsopts', 'version'], []]);
+    expect([handler.protocol, handler.optionKeys, handler.secretKeys]).toEqual(['nfs', ['share', 'create', 'nfsopts', 'version', 'uid', 'gid', 'mode', 'onDelete', 'type', 'o', 'device'], []]);
   });
 });
 
