@@ -83,6 +83,7 @@ daemon_args() {
     nfs3) echo "nfs -v 3 --mount-timeout $MOUNT_TIMEOUT --verbose --socket /run/docker/plugins/nfs3.sock --basedir /var/lib/docker-volumes/netshare-v3 --state-dir /var/lib/netvol/nfs3" ;;
     cifs) echo "cifs --netrc /root/labnetrc --mount-timeout $MOUNT_TIMEOUT --verbose --state-dir /var/lib/netvol/cifs" ;;
     efs)  echo "efs --region us-east-1 --mount-timeout $MOUNT_TIMEOUT --verbose --state-dir /var/lib/netvol/efs" ;;
+    nfsp) echo "nfs -v 4 --mount-timeout $MOUNT_TIMEOUT --verbose --socket /run/docker/plugins/nfsp.sock --state-dir /var/lib/netvol/nfsp --share $SRV:/srv/nfs/p" ;;
   esac
 }
 daemon_sock() { case "$1" in nfs3) echo /run/docker/plugins/nfs3.sock ;; *) echo "/run/docker/plugins/$1.sock" ;; esac; }
@@ -102,7 +103,7 @@ start_daemon() {
 daemon_pid() { cat "/run/lab/daemon-$1.pid" 2>/dev/null; }
 
 pre_docker() {
-  mkdir -p /srv/nfs/{a,b,c,d,e,f,g,h,i,i2,j,k,l,m} /srv/nfs/bench /srv/efs/sub/dir
+  mkdir -p /srv/nfs/{a,b,c,d,e,f,g,h,i,i2,j,k,l,m,n,p} /srv/nfs/bench /srv/efs/sub/dir
   mkdir -p /root/labnetrc && chmod 0700 /root/labnetrc
   printf 'machine smb-server\nlogin alice\npassword %s\n' "$PW" > /root/labnetrc/.netrc
   chmod 0600 /root/labnetrc/.netrc
@@ -361,6 +362,77 @@ s10_create() {
 }
 s10_create_cleanup() { docker volume rm s10; }
 
+# Provisioning: a daemon with --share makes a plain volume name the directory of that name
+# under the share, with the owner and mode asked for (a non-root container can write), and
+# docker volume rm retains, deletes or archives it as the volume's onDelete says. The local
+# driver's type/o/device options work on the plain nfs daemon.
+s14_provision() {
+  start_daemon nfsp || fail "the nfsp daemon (--share) did not start"
+  run docker volume create -d nfsp s14plain
+  run docker run --rm -v s14plain:/data busybox sh -c 'echo plain > /data/f'
+  expect_file /srv/nfs/p/s14plain/f plain
+  run docker volume create -d nfsp -o uid=1000 -o gid=1000 -o mode=0750 s14owned
+  # At a path the image does not have: dockerd chowns an empty volume to the image's own
+  # directory (busybox has a root-owned /data), as it does for every driver; :nocopy skips that.
+  run docker run --rm --user 1000:1000 -v s14owned:/owned busybox sh -c 'echo owned > /owned/f'
+  local got; got=$(stat -c '%u:%g %a' /srv/nfs/p/s14owned)
+  [ "$got" = "1000:1000 750" ] || fail "s14owned on the server is $got, not 1000:1000 750"
+  [ "$(stat -c %u /srv/nfs/p/s14owned/f)" = 1000 ] || fail "the non-root container's file is not owned by 1000"
+  expect_file /srv/nfs/p/s14owned/f owned
+  local p
+  for p in retain delete archive; do
+    run docker volume create -d nfsp -o onDelete=$p s14$p
+    run docker run --rm -v s14$p:/data busybox sh -c "echo $p > /data/f"
+    run docker volume rm s14$p
+  done
+  expect_file /srv/nfs/p/s14retain/f retain
+  [ ! -e /srv/nfs/p/s14delete ] || fail "onDelete=delete left /srv/nfs/p/s14delete: $(ls -la /srv/nfs/p | tr '\n' ' ')"
+  [ ! -e /srv/nfs/p/s14archive ] || fail "onDelete=archive left /srv/nfs/p/s14archive"
+  local archived; archived=$(ls -d /srv/nfs/p/archived-s14archive-* 2>/dev/null | head -1)
+  [ -n "$archived" ] || fail "no archived-s14archive-* on the server: $(ls /srv/nfs/p | tr '\n' ' ')"
+  expect_file "$archived/f" archive
+  echo "server: $(ls /srv/nfs/p | tr '\n' ' ')"
+  mkdir -p /srv/nfs/p/localstyle
+  run docker volume create -d nfs -o type=nfs -o o=addr=$SRV,rw,nfsvers=4 -o device=:/srv/nfs/p/localstyle s14local
+  run docker run --rm -v s14local:/data busybox sh -c 'echo local > /data/f'
+  expect_file /srv/nfs/p/localstyle/f local
+}
+s14_provision_cleanup() {
+  docker volume rm s14plain s14owned s14local s14retain s14delete s14archive 2>/dev/null
+  kill "$(daemon_pid nfsp)" 2>/dev/null; rm -rf /srv/nfs/p/*; true
+}
+
+# Whoever can write to an export may put a link (or a file) where a volume's subdirectory
+# belongs. netvol checks the subdirectory without following links before it mounts it, and
+# mounts the subdirectory itself, so path lookups stay on the server: the Mount fails saying
+# why, nothing stays mounted, and a good subdirectory's mount is of that subdirectory.
+# bg in nfsopts is refused at create: mount.nfs would exit 0 before anything is mounted.
+s16_links() {
+  mkdir -p /srv/nfs/n && ln -sfn /etc /srv/nfs/n/s16evil && ln -sfn /etc /srv/nfs/n/s16evil3 && echo file > /srv/nfs/n/s16plain
+  run docker volume create -d nfs --name s16evil -o share=$SRV:/srv/nfs/n -o create=true
+  local out
+  out=$(docker run --rm -v s16evil:/data busybox ls /data 2>&1) && fail "docker run on a linked subdirectory succeeded: $out"
+  echo "$out"
+  echo "$out" | grep -q "is a symbolic link, not a directory" || fail "the error does not say why: $out"
+  run docker volume create -d nfs3 --name s16evil3 -o share=$SRV:/srv/nfs/n -o create=true
+  out=$(docker run --rm -v s16evil3:/data busybox ls /data 2>&1) && fail "NFSv3: docker run on a linked subdirectory succeeded: $out"
+  echo "$out" | grep -q "is a symbolic link, not a directory" || fail "NFSv3: the error does not say why: $out"
+  run docker volume create -d nfs --name s16plain -o share=$SRV:/srv/nfs/n -o create=true
+  out=$(docker run --rm -v s16plain:/data busybox ls /data 2>&1) && fail "a file as subdirectory was mounted: $out"
+  echo "$out" | grep -q "is not a directory" || fail "the error does not say why: $out"
+  [ -z "$(net_mounts_of /srv/nfs/n)" ] || fail "a mount of the share is left: $(net_mounts_of /srv/nfs/n)"
+  [ "$(readlink /srv/nfs/n/s16evil)" = /etc ] || fail "the link on the share was changed"
+  run docker volume create -d nfs --name s16ok -o share=$SRV:/srv/nfs/n -o create=true
+  out=$(docker run --rm -v s16ok:/data busybox sh -c 'echo ok > /data/ok.txt; grep " /data " /proc/self/mountinfo') || fail "docker run failed: $out"
+  echo "$out"
+  echo "$out" | grep -q "$SRV:/srv/nfs/n/s16ok " || fail "the container's /data is not a mount of the subdirectory: $out"
+  expect_file /srv/nfs/n/s16ok/ok.txt ok
+  out=$(docker volume create -d nfs --name s16bg -o share=$SRV:/srv/nfs/n -o nfsopts=bg 2>&1) && fail "nfsopts=bg was accepted: $out"
+  echo "$out"
+  echo "$out" | grep -q "bg" || fail "the refusal does not name bg: $out"
+}
+s16_links_cleanup() { docker volume rm s16evil s16evil3 s16ok s16plain 2>/dev/null; docker volume rm s16bg 2>/dev/null; rm -f /srv/nfs/n/s16evil /srv/nfs/n/s16evil3 /srv/nfs/n/s16plain; true; }
+
 # A mount of a dead server hangs until netvol's mount timeout. Meanwhile netvol must answer
 # everything else: Capabilities/Get/List (probed over its socket, p99 reported), docker volume
 # ls, and Mount of other volumes (NFSv4 through the same daemon, NFSv3 through another), which
@@ -576,7 +648,7 @@ demo() {
 scenario_list() {
   case "$LAB_MODE" in
     smoke) echo "smoke_nfs3 smoke_nfs4 smoke_efs smoke_cifs smoke_docker" ;;
-    scenarios) echo "smoke_nfs3 smoke_nfs4 smoke_efs smoke_cifs smoke_docker s1a_named s1b_adhoc s2_versions s3_cifs s4_efs s5_shared s6_docker_cp s10_create s11_dead_server s12_server_dies s13_managed_plugin s8_kill9 s7_swarm" ;;
+    scenarios) echo "smoke_nfs3 smoke_nfs4 smoke_efs smoke_cifs smoke_docker s1a_named s1b_adhoc s2_versions s3_cifs s4_efs s5_shared s6_docker_cp s10_create s14_provision s16_links s11_dead_server s12_server_dies s13_managed_plugin s8_kill9 s7_swarm" ;;
     reboot1) echo "s9_boot1" ;;
     reboot2) echo "s9_boot2" ;;
     demo) echo "demo" ;;
