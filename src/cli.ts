@@ -33,6 +33,7 @@ import { checkNfsDaemonOptions } from './protocols/nfs.js';
 import type { Protocol } from './protocols/protocol.js';
 import { regionFromInstanceMetadata } from './system/aws-region.js';
 import { findSockets, releaseStaleCommand, statusCommand } from './status-command.js';
+import { csiCommandOptions, csiConfigFromArgv } from './csi/csi-config.js';
 
 const env = process.env;
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -96,6 +97,12 @@ function commonOptions(y: Argv) {
       default: 0,
       describe: 'Every N seconds, release mount IDs of volumes that no running container uses (after a dockerd crash the Unmount never comes); 0 = off. Needs the Docker API',
     })
+    .option('health-interval', {
+      type: 'number',
+      default: 0,
+      describe:
+        'Every N seconds, check each mounted share (a bounded stat and directory read) and show its health in netvol status and metrics; it never unmounts. 0 = off (a Mount always checks a share it reuses)',
+    })
     .option('stale-grace', { type: 'number', default: 120, describe: 'Never release a volume mounted less than this many seconds ago' })
     .option('share', {
       type: 'string',
@@ -149,6 +156,7 @@ function baseConfig(protocol: Protocol, argv: Common): Omit<DaemonConfig, 'nfs' 
     socket: argv.socket ?? join(DEFAULT_PLUGIN_DIR, `${name}.sock`),
     basedir: argv.basedir,
     stateDir: argv['state-dir'],
+    healthIntervalSeconds: argv['health-interval'],
     ...(argv.share ? { defaultShare: argv.share } : {}),
     onDelete: argv['on-delete'],
     mountTimeoutSeconds: argv['mount-timeout'],
@@ -288,6 +296,19 @@ function buildCli(argv: string[]) {
           ...baseConfig('efs', argv),
           efs: { region, noResolve: argv.noresolve, availabilityZone: argv.az, nameserver: argv.nameserver },
         });
+      },
+    )
+    .command(
+      'csi',
+      'Serve the CSI API (csi.v1, gRPC) for Swarm cluster volumes: controller and node, NFS, CIFS and EFS',
+      (y) => csiCommandOptions(y),
+      async (argv) => {
+        // gRPC is loaded only here: the VolumeDriver daemons never pay for it.
+        const { startCsiDaemon } = await import('./csi/csi-daemon.js');
+        const daemon = await startCsiDaemon(csiConfigFromArgv(argv, VERSION, env));
+        const stop = () => void daemon.close().then(() => process.exit(0), () => process.exit(1));
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
       },
     )
     .command(

@@ -59,6 +59,8 @@ export const daemonConfig = z.object({
   releaseStaleIntervalSeconds: z.number().nonnegative(),
   /** A volume mounted more recently than this is never released as stale. */
   staleGraceSeconds: z.number().nonnegative(),
+  /** 0: off. Otherwise, every N s, check each mounted share and report its health (never unmounts). */
+  healthIntervalSeconds: z.number().nonnegative().default(0),
   nfs: z.object({ version: z.enum(['3', '4']), options: z.string().optional() }),
   cifs: z.object({
     username: z.string().optional(),

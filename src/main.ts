@@ -8,6 +8,7 @@ import { reconcile } from './driver/reconcile.js';
 import { VolumeDriver } from './driver/volume-driver.js';
 import { ShareProvisioner } from './driver/share-provisioner.js';
 import { lockMountRoot } from './system/mount-root-lock.js';
+import { FindMountProbe } from './system/mount-health.js';
 import { createApp } from './http/app.js';
 import { routeTable } from './http/routes.js';
 import { closeServer, listenOnSocket, listenOnTcp } from './http/server.js';
@@ -145,6 +146,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       lockWaitMs: config.mountTimeoutSeconds * 1000,
       defaultShare: config.defaultShare,
       defaultOnDelete: config.onDelete,
+      // A dead server's check gives up long before dockerd's 30 s.
+      probe: new FindMountProbe(runner, Math.min(config.mountTimeoutSeconds, 5) * 1000),
       rootMountedSubdirectories,
       clock,
       logger: logger.child({ component: 'driver' }),
@@ -159,7 +162,9 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       basedir: config.basedir,
       startedAt: new Date(started).toISOString(),
       pid: process.pid,
+      persistence: () => committer.persistence(),
     };
+    metrics?.trackHealth(() => Object.keys(state.volumes), (name) => driver.healthOf(name));
     const docker = { socket: config.dockerSocket, apiVersion: config.dockerApiVersion };
     const releaseStale = async (dryRun: boolean) => {
       const askedAt = clock();
@@ -255,6 +260,13 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
           }, config.releaseStaleIntervalSeconds * 1000)
         : undefined;
     staleTimer?.unref();
+    const healthTimer =
+      config.healthIntervalSeconds > 0
+        ? setInterval(() => {
+            driver.checkHealth().catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'Health check pass failed'));
+          }, config.healthIntervalSeconds * 1000)
+        : undefined;
+    healthTimer?.unref();
 
     return {
       driver,
@@ -262,6 +274,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       metricsServer,
       async close() {
         if (staleTimer) clearInterval(staleTimer);
+        if (healthTimer) clearInterval(healthTimer);
         activation?.stop();
         if (metricsServer) await closeServer(metricsServer);
         await closeServer(server, config.tcp ? undefined : config.socket);

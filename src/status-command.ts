@@ -67,16 +67,20 @@ export function formatStatus(report: StatusReport, now: Date): string {
     `uptime     ${duration(report.uptimeSeconds)} (since ${report.startedAt})`,
     `state      ${report.stateFile}`,
     `volumes    ${report.volumes.length}, mounted ${report.volumes.filter((v) => v.mounted).length}`,
+    ...(report.persistence && !report.persistence.ok
+      ? [`SAVING     FAILING since ${report.persistence.failingSince ?? '?'}: ${report.persistence.lastError ?? ''} (${report.persistence.pendingVolumes} volume(s) kept in memory, retrying)`]
+      : []),
   ];
   if (report.volumes.length === 0) return `${header.join('\n')}\n`;
   const rows = [
-    ['VOLUME', 'SHARE', 'MOUNTED', 'IDS', 'SINCE', 'LAST ERROR'],
+    ['VOLUME', 'SHARE', 'MOUNTED', 'IDS', 'SINCE', 'HEALTH', 'LAST ERROR'],
     ...report.volumes.map((v) => [
       v.name,
       v.share,
       v.mounted ? 'yes' : 'no',
       String(v.mounts),
       v.mountedSince ? duration(Math.max(0, Math.round((now.getTime() - Date.parse(v.mountedSince)) / 1000))) : '-',
+      v.health ? `${v.health.state} (${duration(Math.max(0, Math.round((now.getTime() - Date.parse(v.health.checkedAt)) / 1000)))} ago)` : '-',
       v.lastError ?? '-',
     ]),
   ];

@@ -7,6 +7,7 @@ import type { OnDelete } from '../protocols/provisioning.js';
 import type { ProtocolHandler } from '../protocols/protocol.js';
 import type { StateFile, VolumeRecord } from '../state/state-schema.js';
 import type { Mounter } from '../system/mounter.js';
+import type { MountHealthState, MountProbe } from '../system/mount-health.js';
 import { findMount, mountsBelow, type MountTable } from '../system/mount-table.js';
 import { maskSecretOptions } from '../protocols/secret-options.js';
 import { KeyedMutex } from './keyed-mutex.js';
@@ -22,6 +23,12 @@ export interface VolumeSummary {
 export interface VolumeDetail extends VolumeSummary {
   readonly CreatedAt: string;
   readonly Status: Record<string, unknown>;
+}
+
+export interface VolumeHealth {
+  readonly state: MountHealthState;
+  readonly checkedAt: string;
+  readonly detail?: string;
 }
 
 export interface StaleRelease {
@@ -55,6 +62,11 @@ export interface DriverDeps {
   readonly defaultShare?: string | undefined;
   /** --on-delete: the remove policy of volumes that do not choose one. */
   readonly defaultOnDelete?: OnDelete | undefined;
+  /**
+   * Checks a mounted share before Mount hands it out again; a stale one is mounted afresh.
+   * Absent: shares are reused unchecked.
+   */
+  readonly probe?: MountProbe;
   /** Volumes adopted at start whose kernel mount is of the share's root (see reconcile). */
   readonly rootMountedSubdirectories?: Iterable<string>;
   readonly clock: () => Date;
@@ -83,6 +95,8 @@ export class VolumeDriver {
   /** Volumes whose last Unmount came; their share stays mounted until the timer fires. */
   private readonly lingering = new Map<string, NodeJS.Timeout>();
   private readonly rootMounted: Set<string>;
+  /** The last health check of each mounted volume (in memory: a restart checks again). */
+  private readonly health = new Map<string, VolumeHealth>();
 
   constructor(private readonly deps: DriverDeps) {
     this.rootMounted = new Set(deps.rootMountedSubdirectories ?? []);
@@ -225,6 +239,8 @@ export class VolumeDriver {
             throw error;
           }
           mountedNow = true;
+        } else if (await this.remountIfStale(record, mountpoint)) {
+          mountedNow = true;
         }
         const path = this.path(record);
         try {
@@ -267,6 +283,77 @@ export class VolumeDriver {
           ),
       },
     );
+  }
+
+  /**
+   * The share is mounted already: check it before handing it out again. A stale one (server
+   * restarted without its state, export re-created) would fail every container started on it,
+   * so it is unmounted and mounted afresh; containers already running on it keep the old,
+   * stale mount (their bind mount points at it) until they restart: no plugin can heal those.
+   * An unreachable one is handed out as before: unmounting a hard mount under running
+   * containers could lose their writes, and the server may come back.
+   */
+  private async remountIfStale(record: VolumeRecord, mountpoint: string): Promise<boolean> {
+    if (!this.deps.probe) return false;
+    const { logger, mounter } = this.deps;
+    const health = await this.checkHealthOf(record.name, mountpoint);
+    if (health.state === 'unreachable') {
+      logger.warn({ volume: record.name, mountpoint, detail: health.detail }, 'Mounted share did not answer its health check; handing it out as it is');
+      return false;
+    }
+    if (health.state !== 'stale') return false;
+    logger.warn(
+      { volume: record.name, mountpoint, detail: health.detail, mounts: record.mountIds.length },
+      'Mounted share is stale: unmounting and mounting it again; containers already running on it keep the stale mount until they restart',
+    );
+    try {
+      await mounter.unmount(mountpoint, { detachIfBusy: true });
+    } catch (error) {
+      throw new MountError(
+        `volume '${record.name}': the mounted share at ${mountpoint} is stale (${health.detail ?? ''}) and could not be unmounted: ${errorMessage(error)}; nothing was mounted: unmount it by hand (umount -l ${mountpoint}) and try again`,
+        { cause: error },
+      );
+    }
+    this.rootMounted.delete(record.name);
+    await mkdir(mountpoint, { recursive: true, mode: 0o755 });
+    try {
+      await this.mountShare(record, mountpoint);
+    } catch (error) {
+      await this.removeEmptyDirectories(mountpoint);
+      throw error;
+    }
+    this.health.set(record.name, { state: 'healthy', checkedAt: this.deps.clock().toISOString(), detail: 'mounted again after it was stale' });
+    logger.info({ volume: record.name, mountpoint }, 'Stale share mounted again');
+    return true;
+  }
+
+  private async checkHealthOf(name: string, mountpoint: string): Promise<VolumeHealth> {
+    const result = await (this.deps.probe ? this.deps.probe.probe(mountpoint) : Promise.resolve({ state: 'healthy' as const }));
+    const health: VolumeHealth = { ...result, checkedAt: this.deps.clock().toISOString() };
+    this.health.set(name, health);
+    return health;
+  }
+
+  /**
+   * The background probe (--health-interval): checks every mounted volume and records what
+   * it saw. It only reports: unmounting under running containers is never its call.
+   */
+  async checkHealth(): Promise<void> {
+    const entries = await this.deps.mountTable.list();
+    const mounted = this.records().filter((record) => findMount(entries, this.mountpoint(record)) !== undefined);
+    await Promise.all(
+      mounted.map(async (record) => {
+        const before = this.health.get(record.name)?.state;
+        const health = await this.checkHealthOf(record.name, this.mountpoint(record));
+        if (health.state !== before && health.state !== 'healthy') {
+          this.deps.logger.warn({ volume: record.name, health: health.state, detail: health.detail }, 'Health check: the mounted share is not healthy; the next Mount of it acts on that');
+        }
+      }),
+    );
+  }
+
+  healthOf(name: string): VolumeHealth | undefined {
+    return this.health.get(name);
   }
 
   /**
@@ -543,6 +630,7 @@ export class VolumeDriver {
       mounted: record.mountIds.length > 0,
       mounts: record.mountIds.length,
       ...(record.mountedAt ? { mountedSince: record.mountedAt } : {}),
+      ...(this.health.has(record.name) ? { health: this.health.get(record.name) } : {}),
       options,
       ...(record.lastError ? { lastError: record.lastError } : {}),
     };
@@ -580,6 +668,7 @@ export class VolumeDriver {
     }
     await this.removeEmptyDirectories(mountpoint);
     this.rootMounted.delete(record.name);
+    this.health.delete(record.name);
     record.mountIds = [];
     delete record.mountedAt;
     delete record.mountEpochs;

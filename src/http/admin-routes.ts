@@ -11,10 +11,13 @@ export interface DaemonInfo {
   readonly basedir: string;
   readonly startedAt: string;
   readonly pid: number;
+  readonly persistence?: () => NonNullable<StatusReport['persistence']>;
 }
 
-export interface StatusReport extends DaemonInfo {
+export interface StatusReport extends Omit<DaemonInfo, 'persistence'> {
   readonly uptimeSeconds: number;
+  /** Whether state writes succeed; when they fail, changes wait in memory and are retried. */
+  readonly persistence?: { ok: boolean; lastError?: string; failingSince?: string; pendingVolumes: number };
   readonly volumes: Array<{
     name: string;
     share: string;
@@ -22,6 +25,7 @@ export interface StatusReport extends DaemonInfo {
     mounts: number;
     mountedSince?: string;
     mountpoint?: string;
+    health?: { state: string; checkedAt: string; detail?: string };
     lastError?: string;
   }>;
 }
@@ -61,8 +65,10 @@ export function addAdminRoutes(
 }
 
 export function statusReport(driver: VolumeDriver, info: DaemonInfo, now: Date): StatusReport {
+  const { persistence, ...fields } = info;
   return {
-    ...info,
+    ...fields,
+    ...(persistence ? { persistence: persistence() } : {}),
     uptimeSeconds: Math.round((now.getTime() - Date.parse(info.startedAt)) / 1000),
     volumes: driver.records().map((record) => ({
       name: record.name,
@@ -71,6 +77,7 @@ export function statusReport(driver: VolumeDriver, info: DaemonInfo, now: Date):
       mounts: record.mountIds.length,
       ...(record.mountedAt ? { mountedSince: record.mountedAt } : {}),
       ...(record.mountIds.length > 0 ? { mountpoint: driver.mountpoint(record) } : {}),
+      ...(driver.healthOf(record.name) ? { health: driver.healthOf(record.name) } : {}),
       ...(record.lastError ? { lastError: record.lastError } : {}),
     })),
   };

@@ -83,6 +83,23 @@ export class Metrics {
     });
   }
 
+  /** Per mounted volume, its last health check: 1 on the series of its state. */
+  trackHealth(names: () => readonly string[], healthOf: (name: string) => { state: string } | undefined): void {
+    new Gauge({
+      name: 'netvol_volume_health',
+      help: 'Last health check of each mounted volume: 1 for its state (healthy, stale, unreachable)',
+      labelNames: ['volume', 'state'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const name of names()) {
+          const health = healthOf(name);
+          if (health) this.set({ volume: name, state: health.state }, 1);
+        }
+      },
+    });
+  }
+
   observeCall(endpoint: string, ok: boolean, seconds: number): void {
     this.calls.inc({ endpoint, outcome: ok ? 'ok' : 'error' });
     this.callSeconds.observe({ endpoint }, seconds);

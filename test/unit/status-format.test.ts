@@ -14,8 +14,17 @@ const report: StatusReport = {
   startedAt: '2026-11-28T10:30:00.000Z',
   pid: 4242,
   uptimeSeconds: 5400,
+  persistence: { ok: false, lastError: 'cannot save state to /var/lib/netvol/nfs/state.journal: ENOSPC: no space left on device', failingSince: '2026-11-28T11:59:00.000Z', pendingVolumes: 1 },
   volumes: [
-    { name: 'pgdata', share: '10.0.0.5:/exports/pg', mounted: true, mounts: 2, mountedSince: '2026-11-28T11:58:30.000Z', mountpoint: '/x/pgdata' },
+    {
+      name: 'pgdata',
+      share: '10.0.0.5:/exports/pg',
+      mounted: true,
+      mounts: 2,
+      mountedSince: '2026-11-28T11:58:30.000Z',
+      mountpoint: '/x/pgdata',
+      health: { state: 'healthy', checkedAt: '2026-11-28T11:59:50.000Z' },
+    },
     { name: 'broken', share: '10.0.0.9:/gone', mounted: false, mounts: 0, lastError: 'mounting 10.0.0.9:/gone (nfs4) on /x/broken timed out after 20 s' },
   ],
 };
@@ -29,10 +38,11 @@ describe('netvol status output', () => {
         'uptime     1h30m (since 2026-11-28T10:30:00.000Z)',
         'state      /var/lib/netvol/nfs/state.json',
         'volumes    2, mounted 1',
+        'SAVING     FAILING since 2026-11-28T11:59:00.000Z: cannot save state to /var/lib/netvol/nfs/state.journal: ENOSPC: no space left on device (1 volume(s) kept in memory, retrying)',
         '',
-        'VOLUME  SHARE                 MOUNTED  IDS  SINCE  LAST ERROR',
-        'pgdata  10.0.0.5:/exports/pg  yes      2    1m30s  -',
-        'broken  10.0.0.9:/gone        no       0    -      mounting 10.0.0.9:/gone (nfs4) on /x/broken timed out after 20 s',
+        'VOLUME  SHARE                 MOUNTED  IDS  SINCE  HEALTH             LAST ERROR',
+        'pgdata  10.0.0.5:/exports/pg  yes      2    1m30s  healthy (10s ago)  -',
+        'broken  10.0.0.9:/gone        no       0    -      -                  mounting 10.0.0.9:/gone (nfs4) on /x/broken timed out after 20 s',
         '',
       ].join('\n'),
     );
