@@ -28,6 +28,7 @@ import {
 import { NetvolError, StartupError } from './errors.js';
 import { createLogger } from './logger.js';
 import { startDaemon } from './main.js';
+import { inheritedSocketFd } from './http/server.js';
 import { checkCifsDaemonOptions } from './protocols/cifs.js';
 import { checkNfsDaemonOptions } from './protocols/nfs.js';
 import type { Protocol } from './protocols/protocol.js';
@@ -191,7 +192,8 @@ async function run(partial: Omit<DaemonConfig, 'nfs' | 'cifs' | 'efs'> & Partial
   if (config.protocol === 'cifs') checkCifsDaemonOptions(config.cifs);
   const logger = createLogger({ verbose: config.verbose, format: config.logFormat });
   logger.info({ version: VERSION, protocol: config.protocol, driver: config.name }, 'netvol starting');
-  const daemon = await startDaemon(config, { logger, notifySocket: env['NOTIFY_SOCKET'] });
+  const listenFd = config.tcp ? undefined : inheritedSocketFd(env, process.pid);
+  const daemon = await startDaemon(config, { logger, notifySocket: env['NOTIFY_SOCKET'], listenFd });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

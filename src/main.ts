@@ -11,7 +11,7 @@ import { lockMountRoot } from './system/mount-root-lock.js';
 import { FindMountProbe } from './system/mount-health.js';
 import { createApp } from './http/app.js';
 import { routeTable } from './http/routes.js';
-import { closeServer, listenOnSocket, listenOnTcp } from './http/server.js';
+import { closeServer, listenOnInheritedSocket, listenOnSocket, listenOnTcp } from './http/server.js';
 import { cifsProtocol } from './protocols/cifs.js';
 import { efsProtocol } from './protocols/efs.js';
 import { lookupNetrc } from './protocols/netrc.js';
@@ -38,6 +38,8 @@ export interface DaemonDeps {
   readonly clock?: () => Date;
   /** $NOTIFY_SOCKET when started by systemd (Type=notify): told once everything listens. */
   readonly notifySocket?: string | undefined;
+  /** A listening socket passed by systemd (netvol@.socket), served instead of making one. */
+  readonly listenFd?: number | undefined;
 }
 
 export interface RunningDaemon {
@@ -207,6 +209,9 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
         await writeFile(specFile, `tcp://${host}:${port}\n`);
       }
       logger.info({ address: `${host}:${port}`, tls: Boolean(tls), spec: specFile }, 'Listening on TCP');
+    } else if (deps.listenFd !== undefined) {
+      server = await listenOnInheritedSocket(app, deps.listenFd);
+      logger.info({ fd: deps.listenFd }, 'Serving the socket systemd passed (socket activation): calls made while netvol restarts wait for it');
     } else {
       server = await listenOnSocket(app, { path: config.socket, gid: config.socketGroup });
     }
@@ -277,7 +282,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
         if (healthTimer) clearInterval(healthTimer);
         activation?.stop();
         if (metricsServer) await closeServer(metricsServer);
-        await closeServer(server, config.tcp ? undefined : config.socket);
+        // An inherited socket stays with systemd: it queues calls for the next start.
+        await closeServer(server, config.tcp || deps.listenFd !== undefined ? undefined : config.socket);
         // A Mount cut off by the shutdown is undone once it completes: before the final save.
         await app.settled();
         // No call can come any more: shares kept for the unmount delay go now.

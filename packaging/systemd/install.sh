@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs the netvol@.service template and starts netvol for each protocol given (default nfs):
+# Installs the netvol@.service and netvol@.socket templates and starts netvol for each protocol
+# given (default nfs):
 #
 #   sudo packaging/systemd/install.sh [nfs|cifs|efs ...]
 #
@@ -28,7 +29,8 @@ fi
 
 mkdir -p "$root$unit_dir" "$root/etc/default"
 cp "$here/netvol@.service" "$root$unit_dir/netvol@.service"
-chmod 0644 "$root$unit_dir/netvol@.service"
+cp "$here/netvol@.socket" "$root$unit_dir/netvol@.socket"
+chmod 0644 "$root$unit_dir/netvol@.service" "$root$unit_dir/netvol@.socket"
 
 for protocol in "$@"; do
   env_file=$root/etc/default/netvol-$protocol
@@ -52,8 +54,9 @@ done
 "$systemctl" daemon-reload
 failed=0
 for protocol in "$@"; do
-  # Type=notify: this returns once netvol has loaded its state and its socket listens.
-  if "$systemctl" enable --now "netvol@$protocol.service"; then
+  # The socket first: it then outlives every restart of the daemon. Type=notify: the second
+  # call returns once netvol has loaded its state and serves the socket.
+  if "$systemctl" enable --now "netvol@$protocol.socket" && "$systemctl" enable --now "netvol@$protocol.service"; then
     echo "netvol@$protocol: started; flags in /etc/default/netvol-$protocol"
   else
     echo "netvol@$protocol: did not start; see: journalctl -u netvol@$protocol" >&2

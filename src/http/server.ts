@@ -38,6 +38,27 @@ export function socketAnswers(path: string, timeoutMs = 1000): Promise<boolean> 
  * Listens on a Unix socket. A socket file left by a dead daemon is replaced; one that still
  * answers belongs to a live daemon and is never stolen.
  */
+/**
+ * Serves a listening socket inherited from systemd (socket activation, `netvol@.socket`):
+ * systemd keeps it open while netvol restarts, so dockerd's calls queue instead of meeting a
+ * refused connection. The socket file, its mode and group are the socket unit's.
+ */
+export async function listenOnInheritedSocket(handler: RequestListener, fd: number, options: ConnectionLimits = {}): Promise<Server> {
+  const server = createServer(handler);
+  limitConnections(server, options);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error) => reject(new StartupError(`cannot serve the socket systemd passed (fd ${fd}): ${error.message}`, { cause: error })));
+    server.listen({ fd }, () => resolve());
+  });
+  return server;
+}
+
+/** The first socket systemd passed, when it passed some to this very process (sd_listen_fds). */
+export function inheritedSocketFd(env: NodeJS.ProcessEnv, pid: number): number | undefined {
+  const count = Number(env['LISTEN_FDS'] ?? '0');
+  return env['LISTEN_PID'] === String(pid) && Number.isInteger(count) && count >= 1 ? 3 : undefined;
+}
+
 export async function listenOnSocket(handler: RequestListener, options: SocketServerOptions): Promise<Server> {
   const { path } = options;
   await mkdir(dirname(path), { recursive: true, mode: 0o755 });

@@ -32,6 +32,20 @@ function parseUnit(text: string): Ini {
 /** All words of a key, systemd-style: a key may be repeated and hold several space-separated values. */
 const words = (values: string[] | undefined) => (values ?? []).flatMap((v) => v.split(/\s+/));
 
+describe('netvol@.socket', () => {
+  const socket = parseUnit(readFileSync(join(REPO, 'packaging/systemd/netvol@.socket'), 'utf8'));
+  const service = parseUnit(readFileSync(UNIT, 'utf8'));
+
+  it('holds the plugin socket dockerd looks for, before dockerd starts, for the service of its instance', () => {
+    expect(socket['Socket']?.['ListenStream']).toEqual(['/run/docker/plugins/%i.sock']);
+    expect(socket['Socket']?.['SocketMode']).toEqual(['0660']);
+    expect(words(socket['Unit']?.['Before'])).toContain('docker.service');
+    expect(socket['Install']).toEqual({ WantedBy: ['sockets.target'] });
+    expect(words(service['Unit']?.['Requires'])).toContain('netvol@%i.socket');
+    expect(words(service['Unit']?.['After'])).toContain('netvol@%i.socket');
+  });
+});
+
 describe('netvol@.service', () => {
   const unit = parseUnit(readFileSync(UNIT, 'utf8'));
 
@@ -103,7 +117,7 @@ describe('packaging/systemd/install.sh', () => {
     const flags = join(root, 'etc/default/netvol-nfs');
     expect(statSync(flags).mode & 0o777).toBe(0o600);
     expect(readFileSync(flags, 'utf8')).toMatch(/^NETVOL_ARGS=$/m);
-    expect(calls()).toEqual(['daemon-reload', 'enable --now netvol@nfs.service']);
+    expect(calls()).toEqual(['daemon-reload', 'enable --now netvol@nfs.socket', 'enable --now netvol@nfs.service']);
     expect(run.stdout).toBe('netvol@nfs: started; flags in /etc/default/netvol-nfs\n');
   });
 
@@ -114,7 +128,13 @@ describe('packaging/systemd/install.sh', () => {
     expect(run.status).toBe(0);
     expect(readFileSync(join(root, 'etc/default/netvol-nfs'), 'utf8')).toBe('NETVOL_ARGS=-v 3\n');
     expect(readFileSync(join(root, 'etc/default/netvol-cifs'), 'utf8')).toContain('NETSHARE_CIFS_PASSWORD');
-    expect(calls()).toEqual(['daemon-reload', 'enable --now netvol@nfs.service', 'enable --now netvol@cifs.service']);
+    expect(calls()).toEqual([
+      'daemon-reload',
+      'enable --now netvol@nfs.socket',
+      'enable --now netvol@nfs.service',
+      'enable --now netvol@cifs.socket',
+      'enable --now netvol@cifs.service',
+    ]);
   });
 
   it('reports a unit that did not start and exits non-zero, after trying the others', () => {
@@ -122,7 +142,13 @@ describe('packaging/systemd/install.sh', () => {
     expect(run.status).toBe(1);
     expect(run.stderr).toBe('netvol@efs: did not start; see: journalctl -u netvol@efs\n');
     expect(run.stdout).toBe('netvol@nfs: started; flags in /etc/default/netvol-nfs\n');
-    expect(calls()).toEqual(['daemon-reload', 'enable --now netvol@efs.service', 'enable --now netvol@nfs.service']);
+    expect(calls()).toEqual([
+      'daemon-reload',
+      'enable --now netvol@efs.socket',
+      'enable --now netvol@efs.service',
+      'enable --now netvol@nfs.socket',
+      'enable --now netvol@nfs.service',
+    ]);
   });
 
   it('refuses an unknown protocol or a missing netvol binary before touching anything', () => {
