@@ -580,7 +580,7 @@ s13_managed_plugin() {
   [ -f /var/lib/netvol-plugin/netvol/state.json ] || [ -n "$(find /var/lib/netvol-plugin -name state.json)" ] || fail "no state file in the host state dir: $(find /var/lib/netvol-plugin)"
   run docker run -d --name s13 -v s13:/data busybox sleep 100000
   local id pm; id=$(docker plugin inspect -f '{{.Id}}' $PLUGIN)
-  pm=/var/lib/docker/plugins/$id/propagated-mount/nfs/s13
+  pm=/var/lib/docker/plugins/$id/propagated-mount/netvol/s13
   wait_until 20 sh -c "[ -n \"\$(awk -v p='$pm' '\$5 == p' /proc/self/mountinfo)\" ]" || fail "no mount at $pm on the host: $(grep propagated-mount /proc/self/mountinfo | head -3)"
   echo "host sees the plugin's mount: $pm $(mnt_of "$pm")"
   run docker exec s13 cat /data/p.txt

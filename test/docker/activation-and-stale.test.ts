@@ -67,7 +67,8 @@ describeDocker('netvol and the Docker API: activation for Swarm, release of stal
     expect(real.stdout).toBe('stale: released 1 mount ID(s) (no running container uses it)\n');
     expect(readStateFile(tier.netvolConfig)?.volumes?.['stale']?.mountIds).toEqual([]);
     expect(readStateFile(tier.netvolConfig)?.volumes?.['used']?.mountIds).toHaveLength(1);
-    expect(mountsUnder(tier.netvolConfig.basedir)).toEqual([join(tier.netvolConfig.basedir, 'nfs', 'used')]);
+    // The mount root is named after the driver.
+    expect(mountsUnder(tier.netvolConfig.basedir)).toEqual([join(tier.netvolConfig.basedir, tier.driver, 'used')]);
 
     await tier.dockerOk(['rm', '-f', container]);
     expect(mountsUnder(tier.netvolConfig.basedir)).toEqual([]);

@@ -262,13 +262,14 @@ describeManagedPlugin('netvol as a Docker managed plugin built without a registr
     const container = (await ok(['run', '-d', '-v', 'v1:/data', image, 'sh', '-c', 'echo hello > /data/f; sleep 600'])).trim();
     containers.add(container);
     const volume = await inspectVolume('v1');
-    expect(volume.Mountpoint).toBe(`${PROPAGATED}/nfs/v1`);
+    // The mount root is named after the driver, which inside the plugin is its socket's name.
+    expect(volume.Mountpoint).toBe(`${PROPAGATED}/netvol/v1`);
     expect(volume.Status).toMatchObject({ mounted: true, mounts: 1 });
     expect(stateFile()?.volumes?.['v1']?.mountIds).toHaveLength(1);
 
     // On the host, the plugin's mount appears under <data-root>/plugins/<id>/propagated-mount.
     const propagated = join(dataRoot, 'plugins', id, 'propagated-mount');
-    const onHost = join(propagated, 'nfs', 'v1');
+    const onHost = join(propagated, 'netvol', 'v1');
     expect(mountsUnder(propagated)).toContain(onHost);
     await waitFor(() => existsSync(join(onHost, 'f')) && readFileSync(join(onHost, 'f'), 'utf8') === 'hello\n', {
       what: 'the container’s file to appear on the host through the propagated mount',
