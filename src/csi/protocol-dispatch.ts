@@ -18,15 +18,8 @@ export class CsiProtocolHandler implements ProtocolHandler {
   readonly optionKeys = ['protocol', 'share', 'subdir', 'version', 'nfsopts', 'cifsopts', 'security', 'fileMode', 'dirMode', 'region'];
   readonly secretKeys = ['password'];
   private readonly credentials = new Map<string, Credentials>();
-  private lastChecked: Protocol = 'nfs';
-
-  /**
-   * VolumeDriver.create records `protocol.protocol` right after its check(), in the same
-   * synchronous stretch: the protocol of the volume just checked is the record's.
-   */
-  get protocol(): Protocol {
-    return this.lastChecked;
-  }
+  /** Each record's own protocol comes with its check(); this one only names the handler. */
+  readonly protocol: Protocol = 'nfs';
 
   /** Replaces (or, with undefined, drops) the credentials the next mount of `record` uses. */
   useCredentials(record: string, credentials: Credentials | undefined): void {
@@ -45,8 +38,7 @@ export class CsiProtocolHandler implements ProtocolHandler {
    */
   check(volume: VolumeSpec): CheckedVolume {
     const spec = specFromRecordOptions(volume.options);
-    this.lastChecked = spec.protocol;
-    return { share: spec.share, subdirectory: spec.subdir === '' ? undefined : spec.subdir };
+    return { share: spec.share, subdirectory: spec.subdir === '' ? undefined : spec.subdir, protocol: spec.protocol };
   }
 
   async plan(volume: VolumeSpec): Promise<MountPlan> {

@@ -160,7 +160,7 @@ export class VolumeDriver {
       }
       const record: VolumeRecord = {
         name,
-        protocol: protocol.protocol,
+        protocol: checked.protocol ?? protocol.protocol,
         options: { ...options },
         share: checked.share,
         ...(checked.subdirectory !== undefined ? { subdirectory: checked.subdirectory } : {}),
@@ -630,7 +630,6 @@ export class VolumeDriver {
       mounted: record.mountIds.length > 0,
       mounts: record.mountIds.length,
       ...(record.mountedAt ? { mountedSince: record.mountedAt } : {}),
-      ...(this.health.has(record.name) ? { health: this.health.get(record.name) } : {}),
       options,
       ...(record.lastError ? { lastError: record.lastError } : {}),
     };

@@ -22,6 +22,8 @@ export interface CheckedVolume {
   readonly share: string;
   /** create=true, share#sub or a default share: the subdirectory made on the server and mounted. */
   readonly subdirectory?: string | undefined;
+  /** The volume's protocol, when one handler serves several (the CSI node's); else the handler's. */
+  readonly protocol?: Protocol | undefined;
   /** Owner and mode of that subdirectory when netvol makes it, and what Remove does to it. */
   readonly provisioning?: Provisioning | undefined;
 }

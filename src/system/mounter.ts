@@ -75,7 +75,7 @@ export class CommandMounter implements Mounter {
     } catch (error) {
       const message = redact(describeMountFailure(error, plan, target, this.options.timeoutMs), plan.credentials);
       this.logger.warn({ source: plan.source, target, ms: Date.now() - started, err: message }, 'Mount failed');
-      throw new MountError(message);
+      throw new MountError(message, { cause: error });
     } finally {
       if (credentialsFile) await rm(credentialsFile, { force: true });
     }

@@ -40,7 +40,7 @@ describe('status and metrics of a live daemon', () => {
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^driver {5}nfs \(nfs\), netvol \d+\.\d+\.\d+, pid \d+$/m);
     expect(result.stdout).toMatch(/^pgdata +10\.0\.0\.5:\/exports\/pg +yes +1 /m);
-    expect(result.stdout).toMatch(/^broken +refused\.example:\/x +no +0 +- +mounting refused\.example:\/x .*Connection refused/m);
+    expect(result.stdout).toMatch(/^broken +refused\.example:\/x +no +0 +- +- +mounting refused\.example:\/x .*Connection refused/m);
   });
 
   it('netvol status --json gives the same as data', () => {

@@ -13,22 +13,19 @@ describe('the CSI protocol handler', () => {
   it('plans each protocol with its own handler, for the share root (the core adds the subdirectory)', async () => {
     const handler = new CsiProtocolHandler();
     const nfs = record('pg', { share: '10.0.0.5:/exports', version: '3' });
-    expect(handler.check(nfs)).toEqual({ share: '10.0.0.5:/exports', subdirectory: 'pg' });
-    expect(handler.protocol).toBe('nfs');
+    expect(handler.check(nfs)).toEqual({ share: '10.0.0.5:/exports', subdirectory: 'pg', protocol: 'nfs' });
     expect(mountArgv(await handler.plan(nfs), TARGET)).toEqual(['-t', 'nfs', '-o', 'nfsvers=3,port=2049,nolock,proto=tcp', '--', '10.0.0.5:/exports', TARGET]);
     const efs = record('data', { protocol: 'efs', share: 'fs-12345678:/apps', region: 'eu-west-1' });
-    expect(handler.check(efs)).toEqual({ share: 'fs-12345678:/apps', subdirectory: 'data' });
-    expect(handler.protocol).toBe('efs');
+    expect(handler.check(efs)).toEqual({ share: 'fs-12345678:/apps', subdirectory: 'data', protocol: 'efs' });
     expect((await handler.plan(efs)).source).toBe('fs-12345678.efs.eu-west-1.amazonaws.com:/apps');
     const whole = record('x', { share: '10.0.0.5:/exports', subdir: '' });
-    expect(handler.check(whole)).toEqual({ share: '10.0.0.5:/exports', subdirectory: undefined });
+    expect(handler.check(whole)).toEqual({ share: '10.0.0.5:/exports', subdirectory: undefined, protocol: 'nfs' });
   });
 
   it('mounts a CIFS volume with the credentials of its last publish, held in memory only', async () => {
     const handler = new CsiProtocolHandler();
     const docs = record('docs', { protocol: 'cifs', share: '//fs/docs', cifsopts: 'vers=3.0' });
-    expect(handler.check(docs)).toEqual({ share: '//fs/docs', subdirectory: 'docs' });
-    expect(handler.protocol).toBe('cifs');
+    expect(handler.check(docs)).toEqual({ share: '//fs/docs', subdirectory: 'docs', protocol: 'cifs' });
     expect(await handler.plan(docs)).toMatchObject({ source: '//fs/docs', options: ['guest', 'vers=3.0'] });
     handler.useCredentials('docs', { username: 'alice', password: 'S3cret-pw' });
     const plan = await handler.plan(docs);

@@ -58,7 +58,7 @@ describe('a Mount of a share that is already mounted', () => {
     expect(f.runner.calls.map((call) => call.file)).toEqual(['mount', 'umount', 'mount']);
     expect(f.table.entries.map((entry) => entry.mountPoint)).toEqual([path]);
     expect(f.state.volumes['pg']?.mountIds).toEqual([ID_A, ID_B]);
-    expect(f.driver.get('pg').Status).toMatchObject({ health: { state: 'healthy', detail: 'mounted again after it was stale' } });
+    expect(f.driver.healthOf('pg')).toMatchObject({ state: 'healthy', detail: 'mounted again after it was stale' });
     expect(f.lines.join('')).toContain('containers already running on it keep the stale mount until they restart');
   });
 
