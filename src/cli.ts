@@ -28,13 +28,13 @@ import {
 import { NetvolError, StartupError } from './errors.js';
 import { createLogger } from './logger.js';
 import { startDaemon } from './main.js';
-import { inheritedSocketFd } from './http/server.js';
+import { inheritedSocketFd } from './frontends/legacy/server.js';
 import { checkCifsDaemonOptions } from './protocols/cifs.js';
 import { checkNfsDaemonOptions } from './protocols/nfs.js';
 import type { Protocol } from './protocols/protocol.js';
 import { regionFromInstanceMetadata } from './system/aws-region.js';
 import { findSockets, releaseStaleCommand, statusCommand } from './status-command.js';
-import { csiCommandOptions, csiConfigFromArgv } from './csi/csi-config.js';
+import { csiCommandOptions, csiConfigFromArgv } from './frontends/csi/csi-config.js';
 
 const env = process.env;
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -306,7 +306,7 @@ function buildCli(argv: string[]) {
       (y) => csiCommandOptions(y),
       async (argv) => {
         // gRPC is loaded only here: the VolumeDriver daemons never pay for it.
-        const { startCsiDaemon } = await import('./csi/csi-daemon.js');
+        const { startCsiDaemon } = await import('./frontends/csi/csi-daemon.js');
         const daemon = await startCsiDaemon(csiConfigFromArgv(argv, VERSION, env));
         const stop = () => void daemon.close().then(() => process.exit(0), () => process.exit(1));
         process.once('SIGTERM', stop);

@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { StatusReport } from './http/admin-routes.js';
+import type { StatusReport } from './frontends/legacy/admin-routes.js';
 import { SocketTimeoutError, socketRequest, type SocketReply } from './system/socket-request.js';
 
 export type StatusAnswer = { socket: string; report: StatusReport } | { socket: string; error: string };

@@ -1,10 +1,10 @@
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { VolumeDriver } from '../../src/driver/volume-driver.js';
-import { createApp } from '../../src/http/app.js';
-import { routeTable } from '../../src/http/routes.js';
-import { closeServer, listenOnSocket } from '../../src/http/server.js';
+import type { VolumeDriver } from '../../src/core/volume-driver.js';
+import { createApp } from '../../src/frontends/legacy/app.js';
+import { routeTable } from '../../src/frontends/legacy/routes.js';
+import { closeServer, listenOnSocket } from '../../src/frontends/legacy/server.js';
 import type { CommandResult } from '../../src/system/command-runner.js';
 import { driverFixture, memoryLogger, tempDir } from '../support/fakes.js';
 import { connect, post, replies, sleep, type RawClient } from './support/raw-socket.js';

@@ -5,10 +5,10 @@ import { Agent, request as httpsRequest } from 'node:https';
 import { createConnection, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { VolumeDriver } from '../../src/driver/volume-driver.js';
-import { createApp } from '../../src/http/app.js';
-import { routeTable } from '../../src/http/routes.js';
-import { closeServer, listenOnSocket, listenOnTcp, type SocketServerOptions } from '../../src/http/server.js';
+import type { VolumeDriver } from '../../src/core/volume-driver.js';
+import { createApp } from '../../src/frontends/legacy/app.js';
+import { routeTable } from '../../src/frontends/legacy/routes.js';
+import { closeServer, listenOnSocket, listenOnTcp, type SocketServerOptions } from '../../src/frontends/legacy/server.js';
 import { memoryLogger, tempDir } from '../support/fakes.js';
 import { connect, post, replies, sleep } from './support/raw-socket.js';
 

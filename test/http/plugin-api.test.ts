@@ -1,8 +1,8 @@
 import request from 'supertest';
 import type { RequestListener } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/http/app.js';
-import { routeTable } from '../../src/http/routes.js';
+import { createApp } from '../../src/frontends/legacy/app.js';
+import { routeTable } from '../../src/frontends/legacy/routes.js';
 import { cifsProtocol } from '../../src/protocols/cifs.js';
 import { driverFixture, type DriverFixture } from '../support/fakes.js';
 
@@ -125,7 +125,7 @@ describe('plugin HTTP API logging', () => {
 
 describe('admin routes', () => {
   it('answers health and status without touching the plugin protocol', async () => {
-    const { addAdminRoutes } = await import('../../src/http/admin-routes.js');
+    const { addAdminRoutes } = await import('../../src/frontends/legacy/admin-routes.js');
     const f = await driverFixture();
     const info = {
       driver: 'nfs', protocol: 'nfs', version: '0.1.0', socket: '/s.sock', stateFile: '/state.json',

@@ -16,7 +16,7 @@ import { tempDir } from '../support/fakes.js';
 // (so provisioning is checked on disk), and the volume's own mount is a tmpfs named after
 // the share's subdirectory (test/support/fake-mount.sh).
 
-const PROTO = join(REPO, 'src/csi/proto/csi.proto');
+const PROTO = join(REPO, 'src/frontends/csi/proto/csi.proto');
 const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 const SHARE = 'fileserver:/export';
 const MULTI = { mount: {}, access_mode: { mode: 'MULTI_NODE_MULTI_WRITER' } };
@@ -87,7 +87,7 @@ describe('netvol csi over gRPC (real process, real mounts)', () => {
   const clients: CsiClient[] = [];
 
   beforeAll(() => {
-    if (!existsSync(CLI) || !existsSync(join(REPO, 'dist/csi/proto/csi.proto'))) {
+    if (!existsSync(CLI) || !existsSync(join(REPO, 'dist/frontends/csi/proto/csi.proto'))) {
       throw new Error('dist/ has no csi build: run npm run build first (npm run test:integration does)');
     }
   });

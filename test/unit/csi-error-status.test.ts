@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { BusyError, ConflictError, InUseError, MountError, NotFoundError, StartupError, StateError, ValidationError } from '../../src/errors.js';
-import { CsiStatusError, csiStatus } from '../../src/csi/error-status.js';
+import { CsiStatusError, csiStatus } from '../../src/frontends/csi/error-status.js';
 import { CommandTimeoutError } from '../../src/system/command-runner.js';
 
 // A core error has one meaning; the CSI adapter maps it to one gRPC status, here and only here.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CsiProtocolHandler, shareMountPlan } from '../../src/csi/protocol-dispatch.js';
-import { parseVolumeParameters, recordOptions } from '../../src/csi/volume-spec.js';
+import { CsiProtocolHandler, shareMountPlan } from '../../src/frontends/csi/protocol-dispatch.js';
+import { parseVolumeParameters, recordOptions } from '../../src/frontends/csi/volume-spec.js';
 import { mountArgv } from '../../src/protocols/mount-plan.js';
 
 // One VolumeDriver serves the node's volumes of every protocol: the handler dispatches on a

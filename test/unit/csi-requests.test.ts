@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NotFoundError, ValidationError } from '../../src/errors.js';
-import type { VolumeCapability } from '../../src/csi/csi-messages.js';
+import type { VolumeCapability } from '../../src/frontends/csi/csi-messages.js';
 import {
   capabilityProblem,
   checkCreateVolume,
@@ -8,7 +8,7 @@ import {
   checkNodePublish,
   checkNodeUnpublish,
   checkValidateVolumeCapabilities,
-} from '../../src/csi/requests.js';
+} from '../../src/frontends/csi/requests.js';
 
 // Each RPC's request, checked before anything touches a share or a mount: the fields a CO
 // must send, and what netvol cannot serve, refused with a message naming the field.

@@ -14,8 +14,8 @@ import {
   specFromRecordOptions,
   volumeContext,
   type CsiVolumeSpec,
-} from '../../src/csi/volume-spec.js';
-import { checkVolumeName } from '../../src/driver/volume-name.js';
+} from '../../src/frontends/csi/volume-spec.js';
+import { checkVolumeName } from '../../src/core/volume-name.js';
 
 // CreateVolume's parameters are `docker volume create --opt` maps; these are the checks and
 // the provisioning plans netvol derives from them, without a socket or a share.

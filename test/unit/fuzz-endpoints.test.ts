@@ -3,8 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, lstatSync } fr
 import { tmpdir } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BODY_LIMIT, createApp } from '../../src/http/app.js';
-import { routeTable } from '../../src/http/routes.js';
+import { BODY_LIMIT, createApp } from '../../src/frontends/legacy/app.js';
+import { routeTable } from '../../src/frontends/legacy/routes.js';
 import { cifsProtocol } from '../../src/protocols/cifs.js';
 import { nfsProtocol } from '../../src/protocols/nfs.js';
 import type { ProtocolHandler } from '../../src/protocols/protocol.js';

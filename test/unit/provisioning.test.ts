@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { archiveName } from '../../src/driver/volume-driver.js';
+import { archiveName } from '../../src/core/volume-driver.js';
 import { cifsProtocol } from '../../src/protocols/cifs.js';
 import { efsProtocol } from '../../src/protocols/efs.js';
 import { foldLocalDriverOptions } from '../../src/protocols/local-driver-options.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { reconcile } from '../../src/driver/reconcile.js';
+import { reconcile } from '../../src/core/reconcile.js';
 import type { StateFile, VolumeRecord } from '../../src/state/state-schema.js';
 import type { MountInfoEntry } from '../../src/system/mountinfo.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { StatusReport } from '../../src/http/admin-routes.js';
+import type { StatusReport } from '../../src/frontends/legacy/admin-routes.js';
 import { formatStatus, statusCommand } from '../../src/status-command.js';
 
 const NOW = new Date('2026-11-28T12:00:00.000Z');

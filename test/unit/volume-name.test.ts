@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../src/errors.js';
-import { MountpointIndex } from '../../src/driver/mountpoint-index.js';
-import { checkVolumeName, MAX_NAME_LENGTH, mountpointFor } from '../../src/driver/volume-name.js';
+import { MountpointIndex } from '../../src/core/mountpoint-index.js';
+import { checkVolumeName, MAX_NAME_LENGTH, mountpointFor } from '../../src/core/volume-name.js';
 
 const ROOT = '/var/lib/docker-volumes/netshare/nfs';
 const LONG_SEGMENT = 'a'.repeat(256);

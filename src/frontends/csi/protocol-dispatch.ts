@@ -1,5 +1,5 @@
-import type { Credentials, MountPlan } from '../protocols/mount-plan.js';
-import type { CheckedVolume, Protocol, ProtocolHandler, VolumeSpec } from '../protocols/protocol.js';
+import type { Credentials, MountPlan } from '../../protocols/mount-plan.js';
+import type { CheckedVolume, Protocol, ProtocolHandler, VolumeSpec } from '../../protocols/protocol.js';
 import { handlerOptions, protocolHandler, specFromRecordOptions, type CsiVolumeSpec } from './volume-spec.js';
 
 /** The mount of a volume's share (its root: the core adds the subdirectory), from the classic protocol handlers. */

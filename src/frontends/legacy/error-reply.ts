@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { NetvolError } from '../errors.js';
+import { NetvolError } from '../../errors.js';
 
 /** HTTP status per error code; dockerd shows the Err text either way and never retries. */
 const STATUS: Record<string, number> = { EINVAL: 400, ENOENT: 404, EEXIST: 409, EBUSY: 409 };

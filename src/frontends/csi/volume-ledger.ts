@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { StateError, errorMessage } from '../errors.js';
+import { StateError, errorMessage } from '../../errors.js';
 
 export interface LedgerEntry {
   /** The answer given the first time, given again to every repeat. */

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { VolumeDriver } from '../driver/volume-driver.js';
+import type { VolumeDriver } from '../../core/volume-driver.js';
 import { createRequest, emptyRequest, mountRequest, nameRequest } from './protocol.js';
 
 /** A reply already serialised and encoded (List of many volumes is cached as bytes). */

@@ -4,7 +4,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Server } from 'node:http';
 import { dirname } from 'node:path';
 import type { RequestListener } from 'node:http';
-import { StartupError } from '../errors.js';
+import { StartupError } from '../../errors.js';
 import {
   closeAllConnections,
   closeIdleConnections,

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Argv } from 'yargs';
 import { z } from 'zod';
-import { StartupError } from '../errors.js';
+import { StartupError } from '../../errors.js';
 
 export const DEFAULT_CSI_STATE_DIR = '/var/lib/netvol/csi';
 export const DEFAULT_CSI_BASEDIR = '/var/lib/docker-volumes/netvol-csi';

@@ -1,5 +1,5 @@
 import express, { type Express } from 'express';
-import type { StaleRelease, VolumeDriver } from '../driver/volume-driver.js';
+import type { StaleRelease, VolumeDriver } from '../../core/volume-driver.js';
 
 /** What `netvol status` shows; served on the plugin socket under /netvol/. */
 export interface DaemonInfo {

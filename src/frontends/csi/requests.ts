@@ -1,6 +1,6 @@
-import { NotFoundError, ValidationError } from '../errors.js';
-import type { Credentials } from '../protocols/mount-plan.js';
-import type { Protocol } from '../protocols/protocol.js';
+import { NotFoundError, ValidationError } from '../../errors.js';
+import type { Credentials } from '../../protocols/mount-plan.js';
+import type { Protocol } from '../../protocols/protocol.js';
 import {
   ACCESS_MODES,
   type CreateVolumeRequest,

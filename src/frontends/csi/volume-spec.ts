@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ValidationError } from '../errors.js';
-import type { Credentials } from '../protocols/mount-plan.js';
-import { cifsProtocol } from '../protocols/cifs.js';
-import { efsProtocol } from '../protocols/efs.js';
-import { nfsProtocol } from '../protocols/nfs.js';
-import { PROTOCOLS, type Protocol, type ProtocolHandler } from '../protocols/protocol.js';
-import { ON_DELETE, provisioningOf, provisioningOptions, type DirectoryOwnership, type OnDelete } from '../protocols/provisioning.js';
-import { archiveName } from '../driver/volume-driver.js';
+import { ValidationError } from '../../errors.js';
+import type { Credentials } from '../../protocols/mount-plan.js';
+import { cifsProtocol } from '../../protocols/cifs.js';
+import { efsProtocol } from '../../protocols/efs.js';
+import { nfsProtocol } from '../../protocols/nfs.js';
+import { PROTOCOLS, type Protocol, type ProtocolHandler } from '../../protocols/protocol.js';
+import { ON_DELETE, provisioningOf, provisioningOptions, type DirectoryOwnership, type OnDelete } from '../../protocols/provisioning.js';
+import { archiveName } from '../../core/volume-driver.js';
 import type { StringMap } from './csi-messages.js';
 
 /**

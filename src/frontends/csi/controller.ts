@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import { status } from '@grpc/grpc-js';
-import { ConflictError } from '../errors.js';
-import { KeyedMutex } from '../driver/keyed-mutex.js';
-import type { ShareProvisioner } from '../driver/share-provisioner.js';
-import type { Credentials } from '../protocols/mount-plan.js';
-import { sameOptions } from '../driver/volume-driver.js';
+import { ConflictError } from '../../errors.js';
+import { KeyedMutex } from '../../core/keyed-mutex.js';
+import type { ShareProvisioner } from '../../core/share-provisioner.js';
+import type { Credentials } from '../../protocols/mount-plan.js';
+import { sameOptions } from '../../core/volume-driver.js';
 import { CsiStatusError } from './error-status.js';
 import type { CreateVolumeRequest, DeleteVolumeRequest, ValidateVolumeCapabilitiesRequest, ValidateVolumeCapabilitiesResponse, Volume } from './csi-messages.js';
 import { shareMountPlan } from './protocol-dispatch.js';

@@ -1,12 +1,12 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
-import { ValidationError } from '../errors.js';
-import type { Metrics } from '../observability/metrics.js';
+import { ValidationError } from '../../errors.js';
+import type { Metrics } from '../../observability/metrics.js';
 import { BodyError, errorReply } from './error-reply.js';
 import { PLUGIN_CONTENT_TYPE } from './protocol.js';
 import { PreSerialized, type Route } from './routes.js';
-import { maskSecretOptions } from '../protocols/secret-options.js';
+import { maskSecretOptions } from '../../protocols/secret-options.js';
 
 export const BODY_LIMIT = '64kb';
 export const BODY_LIMIT_BYTES = 64 * 1024;

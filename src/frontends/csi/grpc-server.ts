@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
-import { StartupError } from '../errors.js';
+import { StartupError } from '../../errors.js';
 import { csiStatus } from './error-status.js';
 
 export const CSI_PROTO = fileURLToPath(new URL('./proto/csi.proto', import.meta.url));

@@ -9,8 +9,8 @@ import {
   StateError,
   ValidationError,
   errorMessage,
-} from '../errors.js';
-import { CommandTimeoutError } from '../system/command-runner.js';
+} from '../../errors.js';
+import { CommandTimeoutError } from '../../system/command-runner.js';
 
 /** An answer the CSI adapter decides itself (UNIMPLEMENTED, FAILED_PRECONDITION on a target...). */
 export class CsiStatusError extends NetvolError {
