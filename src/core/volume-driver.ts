@@ -97,6 +97,8 @@ export class VolumeDriver {
   private readonly rootMounted: Set<string>;
   /** The last health check of each mounted volume (in memory: a restart checks again). */
   private readonly health = new Map<string, VolumeHealth>();
+  /** performance.now() of each volume's last healthy check. */
+  private readonly healthyAt = new Map<string, number>();
 
   constructor(private readonly deps: DriverDeps) {
     this.rootMounted = new Set(deps.rootMountedSubdirectories ?? []);
@@ -295,6 +297,9 @@ export class VolumeDriver {
    */
   private async remountIfStale(record: VolumeRecord, mountpoint: string): Promise<boolean> {
     if (!this.deps.probe) return false;
+    // A burst of container starts on one volume pays for one check, not one each.
+    const healthyAt = this.healthyAt.get(record.name);
+    if (healthyAt !== undefined && performance.now() - healthyAt < FRESH_HEALTH_MS) return false;
     const { logger, mounter } = this.deps;
     const health = await this.checkHealthOf(record.name, mountpoint);
     if (health.state === 'unreachable') {
@@ -331,6 +336,8 @@ export class VolumeDriver {
     const result = await (this.deps.probe ? this.deps.probe.probe(mountpoint) : Promise.resolve({ state: 'healthy' as const }));
     const health: VolumeHealth = { ...result, checkedAt: this.deps.clock().toISOString() };
     this.health.set(name, health);
+    if (health.state === 'healthy') this.healthyAt.set(name, performance.now());
+    else this.healthyAt.delete(name);
     return health;
   }
 
@@ -668,6 +675,7 @@ export class VolumeDriver {
     await this.removeEmptyDirectories(mountpoint);
     this.rootMounted.delete(record.name);
     this.health.delete(record.name);
+    this.healthyAt.delete(record.name);
     record.mountIds = [];
     delete record.mountedAt;
     delete record.mountEpochs;
@@ -697,6 +705,9 @@ export class VolumeDriver {
 }
 
 /** `archived-pg-20261202T051500Z`: sorts by time, one segment, never a name a volume could have made. */
+/** How long a healthy check stands for the next Mounts of the same share. */
+const FRESH_HEALTH_MS = 1000;
+
 export function archiveName(subdirectory: string, now: Date): string {
   return `archived-${subdirectory}-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`;
 }

@@ -87,6 +87,15 @@ describe('a Mount of a share that is already mounted', () => {
     expect(f.driver.healthOf('pg')).toMatchObject({ state: 'unreachable', detail: 'no answer within 5 s' });
   });
 
+  it('a burst of Mounts of one share pays for one check', async () => {
+    const probe = new ScriptedProbe();
+    f = await driverFixture(undefined, 200, 0, { probe });
+    await f.driver.create('pg', { share: '10.0.0.5:/exports/pg' });
+    await f.driver.mount('pg', ID_A);
+    for (const id of ['c', 'd', 'e']) await f.driver.mount('pg', id.repeat(64));
+    expect(probe.probed).toHaveLength(1);
+  });
+
   it('the background check reports and never unmounts', async () => {
     const probe = new ScriptedProbe();
     f = await driverFixture(undefined, 200, 0, { probe });
