@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -33,5 +34,56 @@ describe('managed plugin config', () => {
     const efs = run({ PROTOCOL: 'efs', EFS_REGION: 'eu-west-1' });
     expect(efs.stdout).toContain('efs --socket /run/docker/plugins/netvol.sock');
     expect(efs.stdout).toContain('--region eu-west-1');
+  });
+
+  it('reaps orphaned mount helpers as the plugin PID 1, and passes on the stop signal', (context) => {
+    const dir = mkdtempSync(join(tmpdir(), 'netvol-pid1-'));
+    // Stands in for node, which like it never waits for processes it did not start: it leaves
+    // an orphan that exits (as a forked mount helper does), then counts the zombies in its
+    // PID namespace, and exits on SIGTERM.
+    const fakeNode = join(dir, 'node');
+    writeFileSync(
+      fakeNode,
+      [
+        '#!/usr/bin/python3',
+        'import os, signal, sys, time',
+        `out = ${JSON.stringify(dir)}`,
+        'def stop(*_):',
+        '    open(out + "/signal", "w").write("stopped")',
+        '    sys.exit(0)',
+        'signal.signal(signal.SIGTERM, stop)',
+        'pid = os.fork()',
+        'if pid == 0:',
+        '    if os.fork() == 0:',
+        '        time.sleep(0.2)',
+        '    os._exit(0)',
+        'os.waitpid(pid, 0)',
+        'time.sleep(1)',
+        'states = []',
+        'for p in os.listdir("/proc"):',
+        '    if p.isdigit():',
+        '        try: states.append(open("/proc/%s/stat" % p).read().rsplit(")", 1)[1].split()[0])',
+        '        except OSError: pass',
+        'open(out + "/zombies", "w").write(str(states.count("Z")))',
+        'os.kill(1, signal.SIGTERM)',
+        'time.sleep(5)',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const script = join(REPO, 'packaging/plugin/netvol-plugin');
+    const run = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'sh', script], {
+      env: { PATH: process.env['PATH'] ?? '', NODE: fakeNode },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    if (run.error || /unshare failed|Operation not permitted/.test(run.stderr)) {
+      rmSync(dir, { recursive: true, force: true });
+      context.skip();
+    }
+    expect(readFileSync(join(dir, 'zombies'), 'utf8').trim()).toBe('0');
+    expect(readFileSync(join(dir, 'signal'), 'utf8').trim()).toBe('stopped');
+    expect(run.status).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
