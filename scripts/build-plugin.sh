@@ -1,16 +1,24 @@
 #!/bin/bash
 # Build netvol as a Docker managed plugin without any image registry.
 #
-# Usage: scripts/build-plugin.sh [--out DIR] [--create NAME [--force-replace]]
+# Usage: scripts/build-plugin.sh [--csi] [--out DIR] [--create NAME [--force-replace]]
+#
+# Two plugins from one rootfs recipe:
+#   (default)  the classic VolumeDriver plugin: plugin-config.json, entry point
+#              packaging/plugin/netvol-plugin (`netvol nfs|cifs|efs ...`)
+#   --csi      the CSI plugin for Swarm cluster volumes: packaging/csi-plugin/config.json
+#              (docker.csicontroller/1.0 + docker.csinode/1.0, propagated mount /data/published),
+#              entry point packaging/csi-plugin/netvol-csi-plugin (`netvol csi ...`);
+#              use it as a driver with its tag: docker volume create -d netvol-csi:latest ...
 #
 # Produces the directory `docker plugin create` takes:
-#   DIR/config.json   = plugin-config.json
+#   DIR/config.json   = plugin-config.json (--csi: packaging/csi-plugin/config.json)
 #   DIR/rootfs/       = Debian bookworm minbase with nfs-common, cifs-utils and util-linux
 #                       (mount.nfs, mount.cifs, mount/umount), the host's node binary at
 #                       /usr/local/bin/node, netvol (dist/, package.json, production
 #                       node_modules) in /opt/netvol and the entry point
-#                       /usr/local/bin/netvol-plugin.
-# DIR defaults to $NETVOL_PLUGIN_CACHE/plugin. With --create NAME it then runs
+#                       /usr/local/bin/netvol-plugin (--csi: /usr/local/bin/netvol-csi-plugin).
+# DIR defaults to $NETVOL_PLUGIN_CACHE/plugin (--csi: $NETVOL_PLUGIN_CACHE/csi-plugin). With --create NAME it then runs
 # `docker plugin create NAME DIR` (the docker CLI honours DOCKER_HOST); an existing plugin
 # NAME is an error unless --force-replace, which removes it first (`docker plugin rm -f`).
 #
@@ -36,6 +44,7 @@
 # Enabling needs the plugin's state directory on the host (a bind mount source dockerd does not
 # create):  mkdir -p /var/lib/netvol && docker plugin enable NAME
 # or point it elsewhere before enabling:  docker plugin set NAME state.source=/some/dir
+# The CSI plugin's is /var/lib/netvol-csi:  mkdir -p /var/lib/netvol-csi && docker plugin enable NAME
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
@@ -48,6 +57,7 @@ PACKAGES=(nfs-common cifs-utils util-linux libstdc++6 ca-certificates)
 OUT=""
 CREATE=""
 FORCE_REPLACE=false
+CSI=false
 
 log() { echo "[build-plugin] $*" >&2; }
 die() { echo "[build-plugin] error: $*" >&2; exit 1; }
@@ -60,11 +70,28 @@ while [[ $# -gt 0 ]]; do
     --create) [[ $# -ge 2 ]] || die "--create needs a plugin name"; CREATE="$2"; shift 2 ;;
     --create=*) CREATE="${1#--create=}"; shift ;;
     --force-replace) FORCE_REPLACE=true; shift ;;
+    --csi) CSI=true; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
-OUT="${OUT:-$CACHE/plugin}"
+if $CSI; then
+  KIND=csi
+  CONFIG="$REPO/packaging/csi-plugin/config.json"
+  ENTRY=netvol-csi-plugin
+  ENTRY_SRC="$REPO/packaging/csi-plugin/netvol-csi-plugin"
+  STATE_DIR=/var/lib/netvol-csi
+  # The entry point's --basedir (the shares' mounts) and swarmkit's published targets.
+  RUNTIME_DIRS=(run/docker/plugins var/lib/netvol-csi data/published data/netvol)
+else
+  KIND=classic
+  CONFIG="$REPO/plugin-config.json"
+  ENTRY=netvol-plugin
+  ENTRY_SRC="$REPO/packaging/plugin/netvol-plugin"
+  STATE_DIR=/var/lib/netvol
+  RUNTIME_DIRS=(run/docker/plugins var/lib/netvol var/lib/docker-volumes/netshare)
+fi
+OUT="${OUT:-$CACHE/$([[ $KIND == csi ]] && echo csi-plugin || echo plugin)}"
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap and chroot)"
 command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install debootstrap)"
@@ -163,11 +190,11 @@ fi
 
 # --- assemble the plugin directory ------------------------------------------------------------
 ROOTFS="$OUT/rootfs"
-log "assembling $OUT"
+log "assembling the $KIND plugin in $OUT"
 rm -rf "$OUT"
 mkdir -p "$OUT"
 cp -a --reflink=auto "$BASE/rootfs" "$ROOTFS"
-cp "$REPO/plugin-config.json" "$OUT/config.json"
+cp "$CONFIG" "$OUT/config.json"
 
 install -m 0755 "$NODE_BIN" "$ROOTFS/usr/local/bin/node"
 if ! node_version=$(chroot "$ROOTFS" /usr/local/bin/node --version 2>&1); then
@@ -180,11 +207,15 @@ mkdir -p "$APP"
 cp -a "$REPO/dist" "$APP/dist"
 cp "$REPO/package.json" "$APP/package.json"
 cp -a "$NPM_DIR/node_modules" "$APP/node_modules"
-install -m 0755 "$REPO/packaging/plugin/netvol-plugin" "$ROOTFS/usr/local/bin/netvol-plugin"
-mkdir -p "$ROOTFS/run/docker/plugins" "$ROOTFS/var/lib/netvol" "$ROOTFS/var/lib/docker-volumes/netshare"
+install -m 0755 "$ENTRY_SRC" "$ROOTFS/usr/local/bin/$ENTRY"
+[[ $KIND == csi ]] && install -m 0644 "$REPO/packaging/csi-plugin/socket-early.mjs" "$APP/socket-early.mjs"
+for d in "${RUNTIME_DIRS[@]}"; do mkdir -p "$ROOTFS/$d"; done
 
 if ! app_version=$(chroot "$ROOTFS" /usr/local/bin/node /opt/netvol/dist/cli.js version 2>&1); then
   die "netvol does not start in the plugin's rootfs: $app_version"
+fi
+if [[ $KIND == csi ]] && ! help=$(chroot "$ROOTFS" /usr/local/bin/node /opt/netvol/dist/cli.js csi --help 2>&1); then
+  die "this netvol has no working \`csi\` command (build src/ first): $help"
 fi
 log "runs in the rootfs: node $node_version, $app_version"
 
@@ -201,10 +232,12 @@ if [[ -n "$CREATE" ]]; then
   log "docker plugin create $CREATE $OUT"
   "$DOCKER" plugin create "$CREATE" "$OUT" >&2
   log "created $CREATE ($SIZE unpacked). Next:"
-  log "  mkdir -p /var/lib/netvol        # the state bind mount's source must exist"
-  log "  docker plugin set $CREATE PROTOCOL=nfs NFS_VERSION=4   # optional settings"
+  log "  mkdir -p $STATE_DIR        # the state bind mount's source must exist"
+  if [[ $KIND == classic ]]; then
+    log "  docker plugin set $CREATE PROTOCOL=nfs NFS_VERSION=4   # optional settings"
+  fi
   log "  docker plugin enable $CREATE"
 else
-  log "next: docker plugin create NAME $OUT && mkdir -p /var/lib/netvol && docker plugin enable NAME"
+  log "next: docker plugin create NAME $OUT && mkdir -p $STATE_DIR && docker plugin enable NAME"
 fi
 echo "$OUT"

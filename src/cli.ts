@@ -27,8 +27,7 @@ import {
 } from './config.js';
 import { NetvolError, StartupError } from './errors.js';
 import { createLogger } from './logger.js';
-import { startDaemon } from './main.js';
-import { inheritedSocketFd } from './frontends/legacy/server.js';
+import { inheritedSocketFd } from './system/socket-activation.js';
 import { checkCifsDaemonOptions } from './protocols/cifs.js';
 import { checkNfsDaemonOptions } from './protocols/nfs.js';
 import type { Protocol } from './protocols/protocol.js';
@@ -193,6 +192,8 @@ async function run(partial: Omit<DaemonConfig, 'nfs' | 'cifs' | 'efs'> & Partial
   const logger = createLogger({ verbose: config.verbose, format: config.logFormat });
   logger.info({ version: VERSION, protocol: config.protocol, driver: config.name }, 'netvol starting');
   const listenFd = config.tcp ? undefined : inheritedSocketFd(env, process.pid);
+  // Loaded here, not at the top: `netvol csi`, status and --help never pay for the classic daemon.
+  const { startDaemon } = await import('./main.js');
   const daemon = await startDaemon(config, { logger, notifySocket: env['NOTIFY_SOCKET'], listenFd });
   let stopping = false;
   const stop = (signal: string) => {

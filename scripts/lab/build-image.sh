@@ -1,20 +1,26 @@
 #!/bin/bash
-# Build (or reuse) the Debian bookworm guest image for the netvol real-mount lab.
+# Build (or reuse) a Debian guest image for the netvol labs.
+#
+# Usage: build-image.sh [SUITE]      SUITE: bookworm (default) or forky; or NETVOL_LAB_SUITE
+#   bookworm  docker.io 20.10: the single-guest lab and the classic driver's cluster lab
+#   forky     docker.io 28.5 (cluster volumes need 28.2+): the CSI cluster lab
 #
 # Output (printed as KEY=VALUE lines on stdout, last lines):
-#   LAB_IMAGE=<raw ext4 root image>   LAB_KERNEL=<vmlinuz>   LAB_INITRD=<initrd>
+#   LAB_IMAGE=<raw ext4 root image>   LAB_KERNEL=<vmlinuz>   LAB_INITRD=<initrd>   LAB_SUITE=<suite>
 #
 # The image is cached outside the repository in ${NETVOL_LAB_CACHE:-/var/cache/netvol-lab},
-# keyed by a hash of this script (which holds the package list and the in-image files)
-# plus the host's node binary, which is copied into the image. A changed recipe gives a
-# new key and a fresh build; an unchanged one reuses the cached image.
+# keyed by a hash of the suite's recipe: the package list, the functions below that fill the
+# root (common_root and the suite's debootstrap_<suite>) and the host's node binary, which is
+# copied into the image. Only these functions are hashed, not the whole file, so a change to
+# one suite's recipe does not rebuild the other suite's image. An unchanged recipe reuses the
+# cached image; a new one builds it and drops that suite's older images.
 #
 # Needs root, debootstrap, mkfs.ext4 (e2fsprogs) and network access to deb.debian.org.
 set -euo pipefail
 
 CACHE="${NETVOL_LAB_CACHE:-/var/cache/netvol-lab}"
 MIRROR="${NETVOL_LAB_MIRROR:-http://deb.debian.org/debian}"
-SUITE=bookworm
+SUITE="${1:-${NETVOL_LAB_SUITE:-bookworm}}"
 IMAGE_SIZE=6G
 NODE_BIN="${NETVOL_LAB_NODE:-$(command -v node)}"
 
@@ -26,28 +32,85 @@ PACKAGES=(
   busybox-static ca-certificates libstdc++6 psmisc
 )
 
-SELF="$(readlink -f "${BASH_SOURCE[0]}")"
-KEY="$( { cat "$SELF"; echo "${PACKAGES[*]}"; sha256sum "$NODE_BIN" | cut -d' ' -f1; } | sha256sum | cut -c1-16)"
-OUT="$CACHE/$KEY"
-
 log() { echo "[build-image] $*" >&2; }
+die() { echo "[build-image] error: $*" >&2; exit 1; }
 
-if [[ -f "$OUT/done" ]]; then
-  log "reusing cached image $OUT (recipe key $KEY)"
-else
-  mkdir -p "$CACHE/debs"
-  WORK="$CACHE/build-$KEY"
-  rm -rf "$WORK"
-  mkdir -p "$WORK"
-  ROOT="$WORK/root"
-  T0=$(date +%s)
-  log "debootstrap $SUITE into $ROOT (recipe key $KEY)"
+debootstrap_bookworm() {
+  local root=$1 inc
   inc=$(IFS=,; echo "${PACKAGES[*]}")
   debootstrap --variant=minbase --cache-dir="$CACHE/debs" --include="$inc" \
-    "$SUITE" "$ROOT" "$MIRROR" >&2
-  log "debootstrap done in $(( $(date +%s) - T0 )) s"
+    bookworm "$root" "$MIRROR" >&2
+}
 
-  # --- node (host binary; same glibc as bookworm) ---
+# Debian testing. bookworm's debootstrap has no forky script; its sid script serves any
+# suite of the current layout. forky's docker.io ships only dockerd: the CLI is docker-cli.
+# debootstrap does not check the Release file's Valid-Until, but apt in the root does, and
+# this machine's clock is past the snapshot's: the root's apt is told not to, so a later
+# `apt-get` in the image (by hand, while debugging) works.
+debootstrap_forky() {
+  local root=$1 inc
+  inc=$(IFS=,; echo "${PACKAGES[*]},docker-cli")
+  debootstrap --variant=minbase --cache-dir="$CACHE/debs" --include="$inc" \
+    forky "$root" "$MIRROR" /usr/share/debootstrap/scripts/sid >&2
+  echo 'Acquire::Check-Valid-Until "false";' > "$root/etc/apt/apt.conf.d/99netvol-lab-valid-until"
+  [[ -x "$root/usr/bin/docker" ]] || die "forky root has no docker CLI (docker-cli)"
+}
+
+# forky builds its initrd with dracut, which runs systemd inside it: under TCG that alone took
+# ~70 s to reach /sbin/lab-init, and its module loading failed ("Invalid ELF header magic"),
+# leaving the guest without its NIC (nothing loads modules after it: lab-init is PID 1).
+# This initrd is busybox and the few modules the lab's virtual hardware needs (root disk,
+# ext4, NIC), decompressed and loaded in dependency order; it replaces the dracut one.
+initrd_forky() {
+  local root=$1 kver mods dir m d out
+  kver=$(ls "$root/usr/lib/modules" | sort -V | tail -1)
+  mods="$root/usr/lib/modules/$kver"
+  dir=$(mktemp -d)
+  mkdir -p "$dir/bin" "$dir/proc" "$dir/sys" "$dir/dev" "$dir/newroot" "$dir/lib/modules"
+  cp "$root/usr/bin/busybox" "$dir/bin/busybox"
+  local order=()
+  add_module() {
+    local rel=$1 dep
+    for dep in $(sed -n "s|^$rel: *||p" "$mods/modules.dep"); do add_module "$dep"; done
+    [[ " ${order[*]} " == *" $rel "* ]] || order+=("$rel")
+  }
+  for m in drivers/block/virtio_blk fs/ext4/ext4 drivers/net/virtio_net drivers/char/hw_random/virtio-rng; do
+    add_module "kernel/$m.ko.xz"
+  done
+  for m in "${order[@]}"; do
+    d=$(basename "$m" .xz)
+    "$dir/bin/busybox" unxz -c "$mods/$m" > "$dir/lib/modules/$d"
+    echo "$d" >> "$dir/modules.order"
+  done
+  cat > "$dir/init" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules.order); do insmod "/lib/modules/$m" || echo "initrd: insmod $m failed"; done
+root=/dev/vda init=/sbin/init
+for a in $(cat /proc/cmdline); do
+  case "$a" in root=*) root=${a#root=} ;; init=*) init=${a#init=} ;; esac
+done
+n=0; while [ ! -b "$root" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+mount -t ext4 -o rw "$root" /newroot || { echo "initrd: cannot mount $root"; exec sh; }
+mount --move /dev /newroot/dev
+umount /proc /sys
+exec switch_root /newroot "$init"
+EOF
+  chmod 0755 "$dir/init"
+  out=$(ls "$root"/boot/initrd.img-* | sort -V | tail -1)
+  (cd "$dir" && find . | "$dir/bin/busybox" cpio -o -H newc 2> /dev/null) | gzip -1 > "$out"
+  rm -rf "$dir"
+  log "tiny initrd for $kver: ${order[*]##*/} ($(du -k "$out" | cut -f1) KiB)"
+}
+
+# Everything after debootstrap, the same for every suite: node, the busybox image for
+# `docker import`, the servers' content and configuration, the PID 1 stub.
+common_root() {
+  local ROOT=$1 WORK=$2
+  # --- node: the host binary (it needs only glibc and libstdc++, both suites have them) ---
   install -m 0755 "$NODE_BIN" "$ROOT/usr/local/bin/node"
 
   # --- busybox image tarball for `docker import` ---
@@ -153,6 +216,34 @@ EOF
 
   # keep the image lean
   rm -rf "$ROOT/var/cache/apt/archives/"*.deb "$ROOT/usr/share/doc" "$ROOT/usr/share/man" "$ROOT/usr/share/locale"
+}
+
+declare -F "debootstrap_$SUITE" > /dev/null || die "unknown suite '$SUITE' (bookworm or forky)"
+# A suite may replace the distribution's initrd (initrd_<suite>); bookworm keeps its own.
+suite_initrd() { declare -F "initrd_$SUITE" > /dev/null && "initrd_$SUITE" "$1"; true; }
+KEY="$( { echo "$SUITE"; echo "${PACKAGES[*]}"; declare -f "debootstrap_$SUITE" common_root; declare -F "initrd_$SUITE" > /dev/null && declare -f "initrd_$SUITE"; sha256sum "$NODE_BIN" | cut -d' ' -f1; } | sha256sum | cut -c1-16)"
+OUT="$CACHE/$KEY"
+
+mkdir -p "$CACHE"
+# Two labs started at once (or a lab and a build by hand) must not both build one key.
+exec 9> "$CACHE/.lock-$SUITE"
+flock 9
+
+if [[ -f "$OUT/done" ]]; then
+  log "reusing cached $SUITE image $OUT (recipe key $KEY)"
+else
+  mkdir -p "$CACHE/debs"
+  WORK="$CACHE/build-$KEY"
+  rm -rf "$WORK"
+  mkdir -p "$WORK"
+  ROOT="$WORK/root"
+  T0=$(date +%s)
+  log "debootstrap $SUITE into $ROOT (recipe key $KEY)"
+  "debootstrap_$SUITE" "$ROOT"
+  log "debootstrap done in $(( $(date +%s) - T0 )) s"
+  common_root "$ROOT" "$WORK"
+  suite_initrd "$ROOT"
+  chroot "$ROOT" /usr/local/bin/node --version > /dev/null || die "$NODE_BIN does not run in the $SUITE root"
 
   mkdir -p "$OUT"
   cp "$(ls "$ROOT"/boot/vmlinuz-* | sort -V | tail -1)" "$OUT/vmlinuz"
@@ -161,16 +252,20 @@ EOF
   rm -f "$OUT/rootfs.img"
   mkfs.ext4 -q -F -L labroot -d "$ROOT" "$OUT/rootfs.img" "$IMAGE_SIZE" >&2
   rm -rf "$WORK"
+  echo "$SUITE" > "$OUT/suite"
   touch "$OUT/done"
   log "built $OUT in $(( $(date +%s) - T0 )) s"
-  # drop older recipes' images (keep the package cache)
+  # Drop this suite's images of older recipes (keep the package cache and other suites).
+  # Images from before suites were recorded are bookworm's.
   for d in "$CACHE"/*/; do
     d="${d%/}"
     [[ "$d" == "$OUT" || "$d" == "$CACHE/debs" ]] && continue
-    [[ -f "$d/done" ]] && rm -rf "$d"
+    [[ -f "$d/done" ]] || continue
+    [[ "$(cat "$d/suite" 2>/dev/null || echo bookworm)" == "$SUITE" ]] && rm -rf "$d"
   done
 fi
 
 echo "LAB_IMAGE=$OUT/rootfs.img"
 echo "LAB_KERNEL=$OUT/vmlinuz"
 echo "LAB_INITRD=$OUT/initrd.img"
+echo "LAB_SUITE=$SUITE"

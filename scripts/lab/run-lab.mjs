@@ -41,9 +41,10 @@ function parseArgs(argv) {
 
 const log = (...a) => console.log(`[lab ${new Date().toISOString().slice(11, 19)}]`, ...a);
 
-export function buildImage() {
+/** The guest image of a Debian suite (build-image.sh): bookworm for these labs, forky for the CSI lab. */
+export function buildImage({ suite = 'bookworm' } = {}) {
   const t0 = Date.now();
-  const r = spawnSync('bash', [path.join(HERE, 'build-image.sh')], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  const r = spawnSync('bash', [path.join(HERE, 'build-image.sh'), suite], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`build-image.sh failed (exit ${r.status})`);
   const env = {};
   for (const line of r.stdout.split('\n')) {
@@ -166,21 +167,23 @@ export function resultsRoot() {
 }
 
 /**
- * The managed plugin, built on the host by scripts/build-plugin.sh (its base rootfs is cached
+ * A managed plugin, built on the host by scripts/build-plugin.sh (its base rootfs is cached
  * like the guest image) and created there by a private dockerd (scripts/lab/plugin-store.sh);
- * the guest's dockerd gets that plugin store. A failure is not fatal here: s13 then fails.
+ * the guests' dockerd gets that plugin store (DIR/plugins.img). kind: classic (netvol:lab, for
+ * s13) or csi (netvol-csi:latest, for the CSI cluster lab). A failure is not fatal here: the
+ * scenarios that need the plugin fail instead.
  */
-function buildPlugin() {
+export function buildPlugin({ kind = 'classic', name = 'netvol:lab' } = {}) {
   const cache = process.env.NETVOL_PLUGIN_CACHE || '/var/cache/netvol-plugin';
-  const out = path.join(cache, 'plugin-lab');
-  const store = path.join(cache, 'store-lab');
+  const out = path.join(cache, kind === 'csi' ? 'csi-plugin-lab' : 'plugin-lab');
+  const store = path.join(cache, kind === 'csi' ? 'store-csi-lab' : 'store-lab');
   const t0 = Date.now();
-  log('building the managed plugin (scripts/build-plugin.sh, then docker plugin create on the host)');
+  log(`building the ${kind} managed plugin ${name} (scripts/build-plugin.sh, then docker plugin create on the host)`);
   const run = (args) => spawnSync('bash', args, { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] }).status;
-  const status = run([path.join(REPO, 'scripts', 'build-plugin.sh'), '--out', out]);
-  const created = status === 0 ? run([path.join(REPO, 'scripts', 'lab', 'plugin-store.sh'), out, 'netvol:lab', store]) : status;
+  const status = run([path.join(REPO, 'scripts', 'build-plugin.sh'), ...(kind === 'csi' ? ['--csi'] : []), '--out', out]);
+  const created = status === 0 ? run([path.join(REPO, 'scripts', 'lab', 'plugin-store.sh'), out, name, store]) : status;
   if (created !== 0) {
-    log(`managed plugin build or create failed (exit ${created}): s13 will fail`);
+    log(`managed plugin build or create failed (exit ${created})`);
     return undefined;
   }
   log(`managed plugin built and created in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${store}`);

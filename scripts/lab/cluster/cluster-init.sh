@@ -7,6 +7,8 @@
 # The node comes from LABNODE=a|b|c on the kernel command line:
 #   a  NFS server (the seed's export) and Swarm manager; drives cluster-scenario.mjs
 #   b, c  Swarm workers: netvol started before dockerd, as a systemd unit would order it
+# With LAB_KIND=csi in cluster.env (the CSI lab) the roles come from csi-node.sh instead; the
+# base set-up below (filesystems, clock, wire, the command runner) is the same.
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8
@@ -45,12 +47,10 @@ date -s "@$(cat "$RES/clock")" > /dev/null && say "clock set from the host: $(da
 # --- identity and the wire ---
 hostname "node-$NODE"
 echo "node-$NODE" > /etc/hostname
-cat > /etc/hosts <<EOF
-127.0.0.1 localhost
-$IP_a node-a
-$IP_b node-b
-$IP_c node-c
-EOF
+{
+  echo "127.0.0.1 localhost"
+  for n in $NODES; do ip_var="IP_$n"; echo "${!ip_var} node-$n"; done
+} > /etc/hosts
 # NIC names depend on udev in the initramfs: find ours by MAC.
 dev_of_mac() { local d; for d in /sys/class/net/*; do [ "$(cat "$d/address" 2>/dev/null)" = "$1" ] && basename "$d"; done; }
 ip link set lo up
@@ -156,7 +156,7 @@ EOF
   # The workers unmount and power off first: a hard NFS mount whose server is gone hangs.
   touch "$RES/stop"
   local n
-  for n in b c; do
+  for n in $WORKERS; do
     wait_file 150 "$RES/nodes/$n/stopped" || say "worker $n did not report stopped"
   done
   collect_logs
@@ -223,9 +223,18 @@ worker() {
   touch "$OUT/stopped"
 }
 
-case "$NODE" in
-  a) manager ;;
-  b|c) worker ;;
-  *) say "unknown node '$NODE' (LABNODE on the kernel command line)" ;;
-esac
+if [ "${LAB_KIND:-classic}" = csi ]; then
+  . "$HERE/csi-node.sh"
+  case "$NODE" in
+    a) csi_manager ;;
+    [b-z]) csi_worker ;;
+    *) say "unknown node '$NODE' (LABNODE on the kernel command line)" ;;
+  esac
+else
+  case "$NODE" in
+    a) manager ;;
+    b|c) worker ;;
+    *) say "unknown node '$NODE' (LABNODE on the kernel command line)" ;;
+  esac
+fi
 say "cluster-init done"

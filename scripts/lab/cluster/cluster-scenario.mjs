@@ -2,122 +2,25 @@
 // netvol cluster lab: the scenario, run on guest A (NFS server and Swarm manager) by
 // cluster-init.sh. It drives Swarm with the docker CLI, sees the workers only through the
 // files their reporter.mjs writes into the share, asks the host to kill or boot a worker via
-// requests/*.req, and writes report.json (one entry per step, with timings).
-//
-// Clocks: every guest set its clock from the host's at boot (run-cluster.mjs), so times from
-// A, B, C and the host compare (to ~0.1-0.2 s). log.txt lines carry the writing node's time.
-import { spawnSync } from 'node:child_process';
+// requests/*.req, and writes report.json (one entry per step, with timings). What it shares
+// with the CSI lab's scenario (the CLI, polling, Swarm's view, the report) is scenario-lib.mjs.
 import fs from 'node:fs';
+import {
+  APP, RES, check, docker, env, finishReport, firstLineOf, freshSnap, hostRequest, nodes, now,
+  parseMountinfo, put, readLog, runningOn, say, snap, step, tasks, up, waitFor,
+} from './scenario-lib.mjs';
 
-const RES = '/mnt/results';
-const env = Object.fromEntries(fs.readFileSync(`${RES}/cluster.env`, 'utf8').split('\n')
-  .map((l) => /^([A-Z_a-z]+)=(.*)$/.exec(l)).filter(Boolean).map((m) => [m[1], m[2].replace(/^'|'$/g, '')]));
 const SRV = env.IP_a;
 const SHARE_PATH = env.SHARE_PATH; // the seed's export: /home/adam/docker/portainer/data
 const PG_PATH = env.PG_PATH;
 const WORKERS = ['b', 'c'];
 const IP = { b: env.IP_b, c: env.IP_c };
 const HOST = { b: 'node-b', c: 'node-c' };
-const ID_OF = { 'node-b': 'b', 'node-c': 'c', 'node-a': 'a' };
 const IMAGE = 'netvol-lab/portainer:latest';
 // The seed's ad-hoc volume: the share itself is the name (host/path/, no colon).
 const SEED_VOLUME = `${SRV}${SHARE_PATH}/`;
 
-const now = () => Date.now() / 1000;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const up = () => fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0];
-const say = (...a) => console.log(`[scenario ${up()}]`, ...a);
-const round = (x) => (typeof x === 'number' && Number.isFinite(x) ? Math.round(x * 10) / 10 : x);
-
-// The container's command: append "hostname time" every second to /data/log.txt and serve
-// /data with busybox httpd (the seed's Portainer keeps its state in /data). The first line
-// of each task says how many lines it found: proof that it sees what earlier tasks wrote.
-// trap: sh as PID 1 ignores SIGTERM otherwise, and every stop would wait the grace period.
-const APP = [
-  'H=$(hostname)',
-  "trap 'kill $P 2>/dev/null; exit 0' TERM INT",
-  'N=0; [ -f /data/log.txt ] && N=$(wc -l < /data/log.txt)',
-  'echo "$H $EPOCHREALTIME start seen=$N" >> /data/log.txt',
-  'httpd -f -p 80 -h /data & P=$!',
-  'while :; do echo "$H $EPOCHREALTIME" >> /data/log.txt; sleep 1; done',
-].join('\n');
-
 // ------------------------------------------------------------------ helpers
-function sh(cmd, args, { timeout = 120, allowFail = false } = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: timeout * 1000 });
-  if (r.status !== 0 && !allowFail) {
-    throw new Error(`${cmd} ${args.join(' ').slice(0, 200)} failed (exit ${r.status}${r.error ? `, ${r.error.message}` : ''}): ${(r.stderr || '').trim().slice(0, 500)}`);
-  }
-  return (r.stdout || '').trim();
-}
-const docker = (args, o) => sh('docker', args, o);
-
-// Polls every 2 s by default: each docker CLI call costs the manager's one emulated CPU dearly.
-async function waitFor(what, timeoutS, fn, everyMs = 2000) {
-  const t0 = Date.now();
-  let last = '';
-  while (true) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) { last = e.message; }
-    if (Date.now() - t0 > timeoutS * 1000) throw new Error(`timed out after ${timeoutS} s waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
-    await sleep(everyMs);
-  }
-}
-
-function put(file, text) {
-  const parts = file.split('/');
-  const tmp = [...parts.slice(0, -1), `.${parts.at(-1)}.tmp`].join('/');
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
-}
-
-/** Swarm's view of a service's tasks. */
-function tasks(service) {
-  const out = docker(['service', 'ps', '--no-trunc', '--format', '{{.Name}}|{{.Node}}|{{.DesiredState}}|{{.CurrentState}}|{{.Error}}', service], { allowFail: true });
-  return out.split('\n').filter(Boolean).map((l) => {
-    const [name, node, desired, current, error] = l.split('|');
-    return { name, node: ID_OF[node] || node, desired, current, error };
-  });
-}
-const runningOn = (service) => tasks(service).filter((t) => t.desired === 'Running' && t.current.startsWith('Running')).map((t) => t.node);
-
-function nodes() {
-  const out = docker(['node', 'ls', '--format', '{{.Hostname}}|{{.Status}}|{{.Availability}}'], { allowFail: true });
-  return Object.fromEntries(out.split('\n').filter(Boolean).map((l) => {
-    const [host, status, availability] = l.split('|');
-    return [ID_OF[host] || host, { status, availability }];
-  }));
-}
-
-/** log.txt as the NFS server sees it (A's own disk): "host time [start seen=N]" per line. */
-function readLog(dir) {
-  let text = '';
-  try { text = fs.readFileSync(`${dir}/log.txt`, 'utf8'); } catch { /* not yet */ }
-  const lines = text.split('\n').filter(Boolean).map((raw) => {
-    const [host, ts] = raw.split(' ');
-    const m = /start seen=(\d+)/.exec(raw);
-    return { host: ID_OF[host] || host, ts: Number(ts), seen: m ? Number(m[1]) : undefined, raw };
-  });
-  return { text, lines };
-}
-const firstLineOf = (dir, node, after) => readLog(dir).lines.find((l) => l.host === node && l.ts > after);
-
-/** A worker's latest snapshot (reporter.mjs). */
-function snap(n) {
-  try { return JSON.parse(fs.readFileSync(`${RES}/nodes/${n}/snapshot.json`, 'utf8')); } catch { return null; }
-}
-/** A snapshot taken after `after` (our clock, the worker's clock: both are the host's). */
-const freshSnap = (n, after, timeoutS = 60) => waitFor(`a fresh snapshot from ${n}`, timeoutS, () => { const s = snap(n); return s && s.epoch > after + 0.5 ? s : null; }, 500);
-
-function parseMountinfo(text) {
-  return (text || '').split('\n').filter(Boolean).map((l) => {
-    const f = l.split(' ');
-    const i = f.indexOf('-');
-    return { mountPoint: f[4], fstype: f[i + 1], source: f[i + 2] };
-  });
-}
 /** The kernel's NFS mounts of SRV:path on a worker (trailing slashes do not matter). */
 function shareMounts(s, path) {
   return parseMountinfo(s && s.mountinfo).filter((m) => /^nfs/.test(m.fstype) && m.source.replace(/\/+$/, '') === `${SRV}:${path}`);
@@ -185,18 +88,6 @@ function unmountTime(n, after) {
   return e ? e.t : null;
 }
 
-/** Ask the host (run-cluster.mjs) to kill or boot a worker's qemu; returns its answer. */
-let reqSeq = 0;
-async function hostRequest(action, node) {
-  const id = `${String(++reqSeq).padStart(3, '0')}-${action}-${node}`;
-  put(`${RES}/requests/${id}.req`, JSON.stringify({ action, node }));
-  const answer = await waitFor(`the host to ${action} ${node}`, 120, () => {
-    try { return JSON.parse(fs.readFileSync(`${RES}/requests/${id}.done`, 'utf8')); } catch { return null; }
-  }, 300);
-  if (!answer.ok) throw new Error(`host could not ${action} ${node}: ${answer.error}`);
-  return answer;
-}
-
 /**
  * Fetch a file through a task's busybox httpd (published in host mode on its node's :9000).
  * With node's fetch: busybox wget segfaults (exit 139) in these guests, on the host it works.
@@ -225,28 +116,7 @@ function missingPluginErrors(service) {
 }
 
 // ------------------------------------------------------------------ steps
-const report = { startedAt: new Date().toISOString(), steps: [], clock: {} };
 const ctx = {};
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  say(`=== step ${name}`);
-  const entry = { name, status: 'pass', seconds: 0, figures: {}, notes: [] };
-  try {
-    await fn(entry);
-  } catch (e) {
-    entry.status = 'fail';
-    entry.detail = e.message;
-    say(`step ${name} FAILED: ${e.message}`);
-  }
-  entry.seconds = round((Date.now() - t0) / 1000);
-  for (const k of Object.keys(entry.figures)) entry.figures[k] = round(entry.figures[k]);
-  if (!entry.notes.length) delete entry.notes;
-  report.steps.push(entry);
-  say(`=== step ${name}: ${entry.status.toUpperCase()} in ${entry.seconds} s ${JSON.stringify(entry.figures)}`);
-  put(`${RES}/report.partial.json`, JSON.stringify(report, null, 2));
-}
-const check = (cond, msg) => { if (!cond) throw new Error(msg); };
 
 /** Everything we know about where the seed service runs, for a failure message. */
 function where(service = 'portainer') {
@@ -488,6 +358,4 @@ await step('cleanup', async (e) => {
   }
 });
 
-report.finishedAt = new Date().toISOString();
-put(`${RES}/report.json`, JSON.stringify(report, null, 2));
-say(`report written: ${report.steps.filter((s) => s.status === 'pass').length}/${report.steps.length} steps passed`);
+finishReport();

@@ -17,6 +17,12 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 
+// The CSI lab's nodes report other things (the managed plugin's process and mounts): csi-view.mjs.
+if (process.env.LAB_KIND === 'csi') {
+  const { csiReporter } = await import('./csi-view.mjs');
+  await csiReporter();
+}
+
 const NODE = process.env.LABNODE;
 const OUT = `/mnt/results/nodes/${NODE}`;
 const CLI = '/mnt/host/dist/cli.js';

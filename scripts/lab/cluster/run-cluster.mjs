@@ -1,9 +1,18 @@
 #!/usr/bin/env node
-// netvol cluster lab: host-side orchestrator. Proves Swarm across nodes with three qemu guests.
+// netvol cluster lab: host-side orchestrator. Proves Swarm across nodes with qemu guests.
 //
+// Default (npm run test:cluster): the classic driver, three bookworm guests
 //   guest A (192.168.42.1)   the seed's NFS server and the Swarm manager (runs no tasks)
 //   guest B (192.168.42.11)  Swarm worker running netvol, started like a user would
 //   guest C (192.168.42.12)  Swarm worker running netvol
+// --csi (npm run test:cluster-csi): cluster volumes through the CSI managed plugin
+// netvol-csi:latest, two forky guests (Docker 28: cluster volumes need 28.2+)
+//   guest A (192.168.42.1)   NFS and Samba server, Swarm manager (so the CSI controller) and a
+//                            node that runs tasks
+//   guest B (192.168.42.11)  Swarm worker
+// The plugin is built and created once on the host (run-lab.mjs buildPlugin) and reaches each
+// guest as a second disk holding dockerd's plugin store: a qcow2 overlay per guest, so a
+// killed and rebooted worker finds it enabled, as a real node would.
 //
 // The wire: no multicast and nothing outside this machine. A has two NICs, each a
 // `-netdev socket,listen=127.0.0.1:PORT`, bridged inside A (br0); B and C each
@@ -24,31 +33,77 @@
 //
 // The image's /sbin/lab-init always runs /mnt/host/scripts/lab/guest-init.sh from the share
 // tagged host0. Cluster guests get a small stub directory as host0 instead of the repo: its
-// guest-init.sh mounts the repo (tag "repo") over /mnt/host and execs cluster-init.sh. So the
-// image recipe and the single-guest lab stay untouched.
+// guest-init.sh mounts the repo (tag "repo") over /mnt/host and execs cluster-init.sh (which
+// runs csi-node.sh's functions in the CSI lab). So the image recipe and the single-guest lab
+// stay untouched.
 //
-// Usage: node scripts/lab/cluster/run-cluster.mjs [--timeout S] [--results DIR] [--keep] [--quiet] [--nfs 3|4]
-// Environment: NETVOL_CLUSTER_MEM (MiB per guest, default 1024), NETVOL_CLUSTER_CPUS (default 1),
-//              NETVOL_LAB_CACHE (image cache, as for run-lab.mjs).
+// Usage: node scripts/lab/cluster/run-cluster.mjs [--csi] [--timeout S] [--results DIR] [--keep] [--quiet] [--nfs 3|4]
+// Environment: NETVOL_CLUSTER_MEM (MiB per guest, default 1024), NETVOL_CLUSTER_CPUS (vCPUs of
+//              every guest; default 1, in the CSI lab 2 for A, which serves, manages and runs
+//              the scenario, and 1 for B), NETVOL_LAB_CACHE (image cache, as for run-lab.mjs).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildImage, ensureBuild, failuresAndNotes, lineSplitter, resultsRoot, tcgArgs } from '../run-lab.mjs';
+import { buildImage, buildPlugin, ensureBuild, failuresAndNotes, lineSplitter, resultsRoot, tcgArgs } from '../run-lab.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..', '..', '..');
 
-// Addresses exist only on the emulated wire. MACs pick out the NICs inside the guests.
-const NODES = {
-  a: { ip: '192.168.42.1', role: 'manager', macs: ['52:54:00:42:00:a1', '52:54:00:42:00:a2'] },
-  b: { ip: '192.168.42.11', role: 'worker', macs: ['52:54:00:42:00:0b'], port: 0 },
-  c: { ip: '192.168.42.12', role: 'worker', macs: ['52:54:00:42:00:0c'], port: 1 },
+// Addresses exist only on the emulated wire. MACs pick out the NICs inside the guests; A has
+// one NIC (a listening socket) per worker, `port` is the index of the one a worker connects to.
+const PROFILES = {
+  classic: {
+    suite: 'bookworm',
+    nodes: {
+      a: { ip: '192.168.42.1', role: 'manager', macs: ['52:54:00:42:00:a1', '52:54:00:42:00:a2'] },
+      b: { ip: '192.168.42.11', role: 'worker', macs: ['52:54:00:42:00:0b'], port: 0 },
+      c: { ip: '192.168.42.12', role: 'worker', macs: ['52:54:00:42:00:0c'], port: 1 },
+    },
+    cpus: {},
+    env: [
+      // The seed's export (seed-summary.md) and a second share for the service-only named volume.
+      'SHARE_PATH=/home/adam/docker/portainer/data',
+      'PG_PATH=/home/adam/docker/pgdata',
+    ],
+    legend: [
+      'figures: to_first_write = event -> first log.txt line of the new task (its own timestamp);',
+      '  to_mount_call = event -> VolumeDriver.Mount in the new node\'s netvol log; mount = that Mount call -> "Mounted";',
+      '  to_running = event -> Swarm lists the task Running (polled every 2 s); to_node_down = kill -> Swarm says Down;',
+      '  old_unmounted = drain -> the old node\'s netvol unmounted the share; comeback: boot request -> the node',
+      '  reports its new boot id (to_reporting), is Ready (to_ready), netvol logs "Activated in dockerd" (to_activated);',
+      '  status_cli = wall time of one `netvol status --json` inside a worker; *first_write = service create/update -> first line.',
+    ],
+  },
+  csi: {
+    suite: 'forky',
+    nodes: {
+      a: { ip: '192.168.42.1', role: 'manager', macs: ['52:54:00:42:00:a1'] },
+      b: { ip: '192.168.42.11', role: 'worker', macs: ['52:54:00:42:00:0b'], port: 0 },
+    },
+    cpus: { a: 2 },
+    plugin: { kind: 'csi', name: 'netvol-csi:latest' },
+    env: [
+      'PLUGIN=netvol-csi:latest',
+      // The NFS export the cluster volumes are made in, and the Samba share's directory.
+      'VOLUMES_PATH=/home/adam/docker/volumes',
+      'SMB_PATH=/home/adam/docker/smb',
+    ],
+    legend: [
+      'figures: to_created = docker volume create -> `docker volume ls --cluster` says created (polled every 1 s);',
+      '  to_running = event -> Swarm lists the task Running (polled every 2 s); to_first_write = event -> the new task\'s',
+      '  first log.txt line (its own timestamp); publish = NodePublishVolume call -> answer in the node\'s plugin log;',
+      '  old_released = event -> the old node has nothing of the share mounted (host and plugin namespaces);',
+      '  to_node_down = kill -> Swarm says Down; comeback: boot request -> Ready (to_ready), plugin answering (to_plugin);',
+      '  enable_<n> = docker plugin enable on the guest; csi_info_wait_<n> = how long the step waited for the manager to',
+      '  know the node\'s CSI node id (from NodeGetInfo).',
+    ],
+  },
 };
 
 function parseArgs(argv) {
-  const o = { timeout: 3600, results: '', keep: false, quiet: false, nfs: '3' };
+  const o = { timeout: 3600, results: '', keep: false, quiet: false, nfs: '3', csi: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => argv[++i];
@@ -57,8 +112,9 @@ function parseArgs(argv) {
     else if (a === '--keep') o.keep = true;
     else if (a === '--quiet') o.quiet = true;
     else if (a === '--nfs') o.nfs = next();
+    else if (a === '--csi') o.csi = true;
     else if (a === '-h' || a === '--help') {
-      console.log('usage: run-cluster.mjs [--timeout S] [--results DIR] [--keep] [--quiet] [--nfs 3|4]');
+      console.log('usage: run-cluster.mjs [--csi] [--timeout S] [--results DIR] [--keep] [--quiet] [--nfs 3|4]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -100,22 +156,27 @@ function listening(port) {
 }
 
 class Cluster {
-  constructor(o, image, results) {
+  constructor(o, profile, image, results, pluginStore) {
     this.o = o;
+    this.kind = o.csi ? 'csi' : 'classic';
+    this.profile = profile;
+    this.nodes = profile.nodes;
+    this.workers = Object.keys(this.nodes).filter((n) => this.nodes[n].role === 'worker');
     this.image = image;
     this.results = results;
+    this.pluginStore = pluginStore;
     this.share = path.join(results, 'share');
     this.stub = path.join(results, 'stub');
     this.disks = path.join(results, 'disks');
     this.ports = [];
     this.vms = {}; // node -> { proc, pid, boot, expectedExit, exited }
-    this.boots = { a: 0, b: 0, c: 0 };
+    this.boots = Object.fromEntries(Object.keys(this.nodes).map((n) => [n, 0]));
     this.events = []; // host-side log of kills, boots and exits, for the summary
   }
 
   prepare() {
     for (const d of [this.share, this.disks, path.join(this.share, 'requests'), path.join(this.share, 'swarm')]) fs.mkdirSync(d, { recursive: true });
-    for (const n of Object.keys(NODES)) fs.mkdirSync(path.join(this.share, 'nodes', n), { recursive: true });
+    for (const n of Object.keys(this.nodes)) fs.mkdirSync(path.join(this.share, 'nodes', n), { recursive: true });
     // The stub that the image's lab-init runs (see the header).
     const stubScript = path.join(this.stub, 'scripts', 'lab', 'guest-init.sh');
     fs.mkdirSync(path.dirname(stubScript), { recursive: true });
@@ -130,18 +191,22 @@ class Cluster {
     ].join('\n'), { mode: 0o755 });
     // Persistent disks: a killed worker must come back with its swarm membership, images and
     // netvol state, as a real VM would. qcow2 overlays keep the cached image clean.
-    for (const n of Object.keys(NODES)) {
-      const disk = path.join(this.disks, `${n}.qcow2`);
-      const r = spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', this.image.LAB_IMAGE, '-F', 'raw', disk], { stdio: 'inherit' });
+    const overlay = (base, disk) => {
+      const r = spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'raw', disk], { stdio: 'inherit' });
       if (r.status !== 0) throw new Error('qemu-img create failed');
+    };
+    for (const n of Object.keys(this.nodes)) {
+      overlay(this.image.LAB_IMAGE, path.join(this.disks, `${n}.qcow2`));
+      if (this.pluginStore) overlay(path.join(this.pluginStore, 'plugins.img'), path.join(this.disks, `${n}-plugins.qcow2`));
     }
     fs.writeFileSync(path.join(this.share, 'cluster.env'), [
+      `LAB_KIND=${this.kind}`,
+      `NODES='${Object.keys(this.nodes).join(' ')}'`,
+      `WORKERS='${this.workers.join(' ')}'`,
       `NFS_VERSION=${this.o.nfs}`,
-      // The seed's export (seed-summary.md) and a second share for the service-only named volume.
-      'SHARE_PATH=/home/adam/docker/portainer/data',
-      'PG_PATH=/home/adam/docker/pgdata',
-      ...Object.entries(NODES).map(([n, v]) => `IP_${n}=${v.ip}`),
-      ...Object.entries(NODES).map(([n, v]) => `MACS_${n}='${v.macs.join(' ')}'`),
+      ...this.profile.env,
+      ...Object.entries(this.nodes).map(([n, v]) => `IP_${n}=${v.ip}`),
+      ...Object.entries(this.nodes).map(([n, v]) => `MACS_${n}='${v.macs.join(' ')}'`),
       '',
     ].join('\n'));
   }
@@ -155,9 +220,9 @@ class Cluster {
   }
 
   qemuArgs(n) {
-    const v = NODES[n];
+    const v = this.nodes[n];
     const mem = process.env.NETVOL_CLUSTER_MEM || '1024';
-    const cpus = process.env.NETVOL_CLUSTER_CPUS || '1';
+    const cpus = process.env.NETVOL_CLUSTER_CPUS || String(this.profile.cpus[n] || 1);
     const nics = [];
     if (v.role === 'manager') {
       v.macs.forEach((mac, i) => nics.push('-netdev', `socket,id=n${i},listen=127.0.0.1:${this.ports[i]}`, '-device', `virtio-net-pci,netdev=n${i},mac=${mac}`));
@@ -176,6 +241,8 @@ class Cluster {
       '-virtfs', `local,path=${this.stub},mount_tag=host0,security_model=none,id=host0,readonly=on`,
       '-virtfs', `local,path=${REPO},mount_tag=repo,security_model=none,id=repo`,
       '-virtfs', `local,path=${this.share},mount_tag=results,security_model=none,id=results`,
+      // dockerd's plugin store (scripts/lab/plugin-store.sh): /dev/vdb in the guest.
+      ...(this.pluginStore ? ['-drive', `file=${path.join(this.disks, `${n}-plugins.qcow2`)},format=qcow2,if=virtio,cache=writeback`] : []),
       ...nics,
       '-device', 'virtio-rng-pci',
     ];
@@ -234,7 +301,7 @@ class Cluster {
       let req;
       try { req = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')); } catch { continue; }
       let answer;
-      if (!NODES[req.node] || NODES[req.node].role !== 'worker') answer = { ok: false, error: `unknown worker ${req.node}` };
+      if (!this.nodes[req.node] || this.nodes[req.node].role !== 'worker') answer = { ok: false, error: `unknown worker ${req.node}` };
       else if (req.action === 'kill') {
         log(`request ${f}: kill ${req.node}`);
         const t = await this.kill(req.node);
@@ -254,18 +321,17 @@ class Cluster {
   async run() {
     this.prepare();
     this.startClock();
-    this.ports = [await freePort(), await freePort()];
-    log(`wire: A listens on 127.0.0.1:${this.ports[0]} (B) and 127.0.0.1:${this.ports[1]} (C)`);
+    for (const _ of this.nodes.a.macs) this.ports.push(await freePort());
+    log(`wire: A listens on ${this.workers.map((w) => `127.0.0.1:${this.ports[this.nodes[w].port]} (${w.toUpperCase()})`).join(' and ')}`);
     this.launch('a');
-    // B and C connect to A's sockets: qemu exits at once if nobody listens yet.
+    // The workers connect to A's sockets: qemu exits at once if nobody listens yet.
     const tl = Date.now();
     while (!this.ports.every(listening)) {
       if (this.vms.a.exited) throw new Error('qemu for A exited before listening');
       if (Date.now() - tl > 30_000) throw new Error('qemu for A does not listen after 30 s');
       await sleep(100);
     }
-    this.launch('b');
-    this.launch('c');
+    for (const w of this.workers) this.launch(w);
 
     const deadline = T0 + this.o.timeout * 1000;
     const report = path.join(this.share, 'report.json');
@@ -303,9 +369,9 @@ class Cluster {
 }
 
 /** Each worker's clock minus the host's, from its last snapshot: its own epoch vs the file's mtime. */
-function clockSkew(share) {
+function clockSkew(share, workers) {
   const parts = [];
-  for (const n of ['b', 'c']) {
+  for (const n of workers) {
     const f = path.join(share, 'nodes', n, 'snapshot.json');
     try {
       const s = JSON.parse(fs.readFileSync(f, 'utf8'));
@@ -322,15 +388,24 @@ function fmtFigures(fig) {
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  const results = o.results || resultsRoot().replace('netvol-lab-', 'netvol-cluster-');
+  const profile = PROFILES[o.csi ? 'csi' : 'classic'];
+  const results = o.results || resultsRoot().replace('netvol-lab-', o.csi ? 'netvol-cluster-csi-' : 'netvol-cluster-');
   fs.mkdirSync(results, { recursive: true });
   log(`repo ${REPO}; results in ${results}`);
   const buildNote = ensureBuild();
   log(buildNote);
-  const image = buildImage();
-  log(`image ready in ${image.seconds.toFixed(0)} s: ${image.LAB_IMAGE}`);
+  const image = buildImage({ suite: profile.suite });
+  log(`${profile.suite} image ready in ${image.seconds.toFixed(0)} s: ${image.LAB_IMAGE}`);
+  let pluginStore;
+  let pluginSeconds = 0;
+  if (profile.plugin) {
+    const t0 = Date.now();
+    pluginStore = buildPlugin(profile.plugin);
+    pluginSeconds = (Date.now() - t0) / 1000;
+    if (!pluginStore) throw new Error(`the ${profile.plugin.name} plugin could not be built or created (see above)`);
+  }
 
-  const cluster = new Cluster(o, image, results);
+  const cluster = new Cluster(o, profile, image, results, pluginStore);
   const onSig = () => { cluster.stopAllSync(); process.exit(130); };
   process.once('SIGINT', onSig);
   process.once('SIGTERM', onSig);
@@ -353,22 +428,17 @@ async function main() {
   lines.push(`${'-'.repeat(w)}  ------  -------  -----------------`);
   for (const r of rows) lines.push(`${r.name.padEnd(w)}  ${r.status.toUpperCase().padEnd(6)}  ${Number(r.seconds || 0).toFixed(1).padStart(7)}  ${fmtFigures(r.figures)}`);
   lines.push('', ...failuresAndNotes(rows));
-  lines.push('figures: to_first_write = event -> first log.txt line of the new task (its own timestamp);');
-  lines.push('  to_mount_call = event -> VolumeDriver.Mount in the new node\'s netvol log; mount = that Mount call -> "Mounted";');
-  lines.push('  to_running = event -> Swarm lists the task Running (polled every 2 s); to_node_down = kill -> Swarm says Down;');
-  lines.push('  old_unmounted = drain -> the old node\'s netvol unmounted the share; comeback: boot request -> the node');
-  lines.push('  reports its new boot id (to_reporting), is Ready (to_ready), netvol logs "Activated in dockerd" (to_activated);');
-  lines.push('  status_cli = wall time of one `netvol status --json` inside a worker; *first_write = service create/update -> first line.');
-  const skew = clockSkew(cluster.share);
+  lines.push(...profile.legend);
+  const skew = clockSkew(cluster.share, cluster.workers);
   if (skew) lines.push(`clock skew of the workers against the host at the end (s): ${skew}`);
   const failed = rows.filter((r) => r.status === 'fail').length;
   const passed = rows.filter((r) => r.status === 'pass').length;
-  lines.push(`${passed} passed, ${failed} failed; image ${image.seconds.toFixed(0)} s; total ${total.toFixed(0)} s${cluster.timedOut ? '; TIMEOUT' : ''}`);
+  lines.push(`${passed} passed, ${failed} failed; image ${image.seconds.toFixed(0)} s${profile.plugin ? `; plugin ${pluginSeconds.toFixed(0)} s` : ''}; total ${total.toFixed(0)} s${cluster.timedOut ? '; TIMEOUT' : ''}`);
   const text = lines.join('\n');
   console.log('\n' + text);
   fs.writeFileSync(path.join(results, 'summary.txt'), text + '\n');
   fs.writeFileSync(path.join(results, 'summary.json'), JSON.stringify({
-    rows, totalSeconds: total, imageSeconds: image.seconds, timeout: Boolean(cluster.timedOut), build: buildNote,
+    rows, totalSeconds: total, imageSeconds: image.seconds, pluginSeconds, suite: profile.suite, timeout: Boolean(cluster.timedOut), build: buildNote,
     ports: cluster.ports, events: cluster.events, guest: rep ? { startedAt: rep.startedAt, finishedAt: rep.finishedAt, clock: rep.clock } : null,
   }, null, 2));
   if (!o.keep) fs.rmSync(cluster.disks, { recursive: true, force: true });

@@ -48,13 +48,15 @@ export class CsiController {
             `If no volume of that name exists any more (removed through another manager, or with docker volume rm -f, which skips the plugin), delete its entry from ${this.deps.ledger.path} on this manager`,
         );
       }
-      const action = createAction(spec);
-      const { made, outcome } = await this.locks.run(directoryKey(spec), () => this.apply(action, spec, command.credentials));
       if (earlier) {
-        // The same answer as the first time, whatever the share looks like now.
-        this.deps.logger.info({ volume: name, volumeId: earlier.volumeId, outcome }, 'Volume created (a repeat)');
+        // The same answer as the first time, at once: the ledger entry is written only after
+        // the directory was made, and swarmkit repeats CreateVolume on every retry, each
+        // within its 15 s deadline, which a second mount of a slow share would overrun.
+        this.deps.logger.info({ volume: name, volumeId: earlier.volumeId, outcome: 'repeat' }, 'Volume created (a repeat)');
         return { volume: { capacity_bytes: 0, volume_id: earlier.volumeId, volume_context: { ...earlier.context } } };
       }
+      const action = createAction(spec);
+      const { made, outcome } = await this.locks.run(directoryKey(spec), () => this.apply(action, spec, command.credentials));
       const effective = effectiveVolume(spec, made);
       if (effective.spec.onDelete !== spec.onDelete) {
         this.deps.logger.warn(

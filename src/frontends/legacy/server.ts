@@ -53,12 +53,6 @@ export async function listenOnInheritedSocket(handler: RequestListener, fd: numb
   return server;
 }
 
-/** The first socket systemd passed, when it passed some to this very process (sd_listen_fds). */
-export function inheritedSocketFd(env: NodeJS.ProcessEnv, pid: number): number | undefined {
-  const count = Number(env['LISTEN_FDS'] ?? '0');
-  return env['LISTEN_PID'] === String(pid) && Number.isInteger(count) && count >= 1 ? 3 : undefined;
-}
-
 export async function listenOnSocket(handler: RequestListener, options: SocketServerOptions): Promise<Server> {
   const { path } = options;
   await mkdir(dirname(path), { recursive: true, mode: 0o755 });

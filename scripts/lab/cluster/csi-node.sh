@@ -1,0 +1,181 @@
+# netvol CSI cluster lab: the nodes' roles, sourced by cluster-init.sh (which has set up the
+# filesystems, the clock, the wire, the command runner and start_docker/wait_docker) when
+# cluster.env says LAB_KIND=csi. Both nodes run the managed plugin $PLUGIN (netvol-csi:latest),
+# whose store run-cluster.mjs attaches as /dev/vdb:
+#   a  NFS server (knfsd, $VOLUMES_PATH exported with no_root_squash), Samba ($SMB_PATH as
+#      [csi] for the user carol), the Swarm manager (so the plugin's controller runs here) and a
+#      node that runs tasks; drives csi-scenario.mjs
+#   b  Swarm worker
+# shellcheck shell=bash
+
+CSI_STATE=/var/lib/netvol-csi
+
+csi_base() {
+  # The plugin's state bind mount: dockerd does not create its source.
+  mkdir -p "$CSI_STATE"
+  if [ -b /dev/vdb ] && ! mountpoint -q /var/lib/docker/plugins; then
+    mkdir -p /var/lib/docker/plugins && mount /dev/vdb /var/lib/docker/plugins
+  fi
+  # The plugin's stdout reaches only dockerd's log, at level info; the image's daemon.json says
+  # warn, and dockerd refuses a flag that repeats a daemon.json key.
+  cat > /etc/docker/daemon.json <<'EOF'
+{ "log-level": "info", "storage-driver": "overlay2", "iptables": true, "ip6tables": false }
+EOF
+  # The plugin mounts in its own mount namespace but the host's network: an NFSv3 lock needs
+  # this host's rpcbind and rpc.statd, and the modules load here (the plugin cannot modprobe).
+  mkdir -p /run/rpcbind /var/lib/nfs/sm /var/lib/nfs/sm.bak
+  ( ulimit -n 4096; rpcbind -w; rpc.statd --no-notify )
+  modprobe -a nfs nfsv3 nfsv4 cifs 2>/dev/null
+}
+
+# dockerd alone: without --containerd it runs its own containerd, and a system one started
+# beside it (cluster-init.sh's start_docker) is not up in time to be used, so both would run.
+csi_start_docker() {
+  (dockerd --host unix:///run/docker.sock > /var/log/dockerd.log 2>&1 &)
+}
+
+# The plugin's mounts as the plugin sees them: its node process lives in the guest's PID
+# namespace too, so /proc/<pid>/mountinfo is there to read.
+plugin_pid() {
+  local p
+  for p in /proc/[0-9]*; do
+    tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q 'dist/cli.js csi ' && { basename "$p"; return 0; }
+  done
+  return 1
+}
+
+# Enable the plugin and record how long that took, for the scenario. On the first boot it is
+# disabled (as created); on a later boot dockerd has restored it before its API answers, or
+# given up: it waits ~12 s for the plugin's socket and then disables it for good, which a
+# plugin starting under emulation can miss. The record says which ("was").
+enable_plugin() {
+  local t0 tries=1 state
+  state=$(docker plugin inspect -f '{{.Enabled}}' "$PLUGIN" 2>/dev/null)
+  if [ -z "$state" ]; then
+    say "plugin $PLUGIN not in dockerd's store: $(docker plugin ls 2>&1 | tr '\n' ' ')"
+    return 1
+  fi
+  [ "$state" != true ] && [ -s "$OUT/plugin-enable.jsonl" ] && say "dockerd did not restore $PLUGIN at start: $(grep -a 'plugin=\|error while enabling\|failed to enable plugin' /var/log/dockerd.log | tail -3 | cut -c1-300 | tr '\n' ' ')"
+  t0=$(date +%s.%N)
+  if [ "$state" != true ]; then
+    docker plugin set "$PLUGIN" VERBOSE=true EARLY_SOCKET=true > /dev/null
+    # dockerd gives a plugin about 10 s to create its socket, then stops it; the first start
+    # under emulation (node compiling grpc-js and the proto from a cold disk) can take longer.
+    until docker plugin enable --timeout 60 "$PLUGIN" > /tmp/enable.out 2>&1; do
+      say "enable attempt $tries failed: $(tr '\n' ' ' < /tmp/enable.out)"
+      [ $tries -ge 4 ] && return 1
+      tries=$((tries + 1))
+    done
+  fi
+  local t1; t1=$(date +%s.%N)
+  printf '{"boot":"%s","started":%s,"enabled":%s,"attempts":%s,"was":"%s"}\n' "$BOOT_ID" "$t0" "$t1" "$tries" "$state" >> "$OUT/plugin-enable.jsonl"
+  say "plugin $PLUGIN enabled (was enabled: $state; $tries attempt(s), $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}') s); pid $(plugin_pid)"
+}
+
+import_image() {
+  # The service image: busybox-static, made with docker import (no registry). On the
+  # persistent disk it survives a kill, like the swarm membership.
+  if ! docker image inspect netvol-lab/portainer:latest > /dev/null 2>&1; then
+    docker import /opt/busybox.tar netvol-lab/portainer:latest > /dev/null && say "service image imported"
+  fi
+}
+
+csi_collect_logs() {
+  collect_logs
+  ls -laR "$CSI_STATE" > "$OUT/logs-$BOOT_ID/state-dir.txt" 2>&1
+  local pid; pid=$(plugin_pid) && cat "/proc/$pid/mountinfo" > "$OUT/logs-$BOOT_ID/plugin-mountinfo-at-end.txt"
+}
+
+csi_manager() {
+  csi_base
+  csi_start_docker
+  # The NFS server: the export cluster volumes are made in. No crossmnt, no fsid=0: as in the
+  # classic lab (cluster-init.sh's manager).
+  mkdir -p "$VOLUMES_PATH" "$SMB_PATH"
+  cat > /etc/exports <<EOF
+$VOLUMES_PATH 192.168.42.0/24(rw,sync,no_root_squash,no_subtree_check)
+EOF
+  modprobe nfsd
+  mkdir -p /var/lib/nfs/v4recovery /run/rpc_pipefs
+  mount -t rpc_pipefs sunrpc /run/rpc_pipefs 2>/dev/null
+  mount -t nfsd nfsd /proc/fs/nfsd
+  # A short grace period: otherwise NFSv4 opens stall for 90 s after the server starts.
+  echo 10 > /proc/fs/nfsd/nfsv4gracetime 2>/dev/null
+  echo 10 > /proc/fs/nfsd/nfsv4leasetime 2>/dev/null
+  ( ulimit -n 4096; exportfs -ra; rpc.mountd; rpc.nfsd 8 )
+  say "nfs server up: $(exportfs -v | tr -s ' \t\n' ' ')"
+  # Samba: a share for a user whose password exists only in this boot (the scenario looks for
+  # it everywhere it must not be); it reaches the plugin only as a Swarm secret.
+  id carol > /dev/null 2>&1 || useradd -M -s /usr/sbin/nologin -u 1700 carol
+  chown carol "$SMB_PATH"
+  head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20 > /run/lab/cifs-password
+  printf '%s\n%s\n' "$(cat /run/lab/cifs-password)" "$(cat /run/lab/cifs-password)" | smbpasswd -s -a carol > /dev/null
+  cat >> /etc/samba/smb.conf <<EOF
+
+[csi]
+  path = $SMB_PATH
+  valid users = carol
+  read only = no
+  create mask = 0664
+  directory mask = 0775
+EOF
+  sed -i 's/^  interfaces = .*/  interfaces = lo br0/' /etc/samba/smb.conf
+  mkdir -p /run/samba /var/log/samba /var/lib/samba/private
+  smbd -D && say "smbd up"
+  if ! wait_docker; then say "dockerd did not come up"; tail -20 /var/log/dockerd.log; fi
+  say "dockerd up: $(docker version --format '{{.Server.Version}}' 2>&1)"
+  # First, while little else runs: the plugin has ~12 s to create its socket.
+  enable_plugin
+  # Docker turns on br_netfilter and a DROP policy for FORWARD (see cluster-init.sh's manager).
+  iptables -I DOCKER-USER -i br0 -o br0 -j ACCEPT 2>/dev/null || say "could not add the br0 forwarding rule"
+  if [ "$(swarm_state)" != active ]; then
+    docker swarm init --advertise-addr "$MY_IP" > /dev/null || say "docker swarm init failed"
+  fi
+  docker swarm join-token -q worker > "$RES/swarm/.worker-token.tmp" && mv "$RES/swarm/.worker-token.tmp" "$RES/swarm/worker-token"
+  say "swarm manager up; worker token in the share"
+  import_image
+  say "running the scenario"
+  node "$HERE/csi-scenario.mjs"
+  say "scenario done (exit $?)"
+  touch "$RES/stop"
+  local n
+  for n in $WORKERS; do
+    wait_file 150 "$RES/nodes/$n/stopped" || say "worker $n did not report stopped"
+  done
+  csi_collect_logs
+  kill "$(cat /var/run/docker.pid 2>/dev/null)" 2>/dev/null
+  for n in $(seq 1 40); do [ -e /var/run/docker.pid ] || break; sleep 0.5; done
+  umount -a -t nfs,nfs4,cifs -l 2>/dev/null
+  sync
+}
+
+csi_worker() {
+  csi_base
+  csi_start_docker
+  if ! wait_docker; then say "dockerd did not come up"; tail -20 /var/log/dockerd.log; fi
+  say "dockerd up: $(docker version --format '{{.Server.Version}}' 2>&1) (swarm: $(swarm_state))"
+  enable_plugin
+  LAB_KIND=csi setsid node "$HERE/reporter.mjs" > /var/log/reporter.log 2>&1 < /dev/null &
+  echo $! > /run/lab/reporter.pid
+  import_image
+  if [ "$(swarm_state)" != active ]; then
+    wait_file 900 "$RES/swarm/worker-token" || say "no worker token from the manager"
+    local i
+    for i in $(seq 1 60); do
+      docker swarm join --token "$(cat "$RES/swarm/worker-token")" --advertise-addr "$MY_IP" "$IP_a:2377" > /tmp/join.out 2>&1 && break
+      sleep 5
+    done
+    say "swarm join: $(tr '\n' ' ' < /tmp/join.out)"
+  else
+    say "already in the swarm (persistent disk): rejoining by itself"
+  fi
+  while [ ! -e "$RES/stop" ]; do sleep 2; done
+  say "stop requested"
+  kill "$(cat /run/lab/reporter.pid)" 2>/dev/null
+  csi_collect_logs
+  kill "$(cat /var/run/docker.pid 2>/dev/null)" 2>/dev/null
+  for i in $(seq 1 40); do [ -e /var/run/docker.pid ] || break; sleep 0.5; done
+  umount -a -t nfs,nfs4,cifs -l 2>/dev/null
+  sync
+  touch "$OUT/stopped"
+}
