@@ -96,8 +96,11 @@ describe('CSI controller provisioning', () => {
 
   it('answers a repeat as the first time, even though the directory exists by then', async () => {
     const first = await create('pg', { share: '10.0.0.5:/exports', onDelete: 'delete' });
+    const commands = runner.calls.length;
     const again = await create('pg', { share: '10.0.0.5:/exports', onDelete: 'delete' });
     expect(again).toEqual(first);
+    // Answered from the ledger: no second mount of the share within swarmkit's 15 s deadline.
+    expect(runner.calls.length).toBe(commands);
     expect(first.volume.volume_id).toBe('nfs;delete;pg;10.0.0.5:/exports');
     // Across a restart too: the answer is on disk.
     controller = await build();
