@@ -97,6 +97,8 @@ export class VolumeDriver {
   private readonly rootMounted: Set<string>;
   /** The last health check of each mounted volume (in memory: a restart checks again). */
   private readonly health = new Map<string, VolumeHealth>();
+  /** Volumes whose background check is running. */
+  private readonly checking = new Set<string>();
   /** performance.now() of each volume's last healthy check. */
   private readonly healthyAt = new Map<string, number>();
 
@@ -347,11 +349,17 @@ export class VolumeDriver {
    */
   async checkHealth(): Promise<void> {
     const entries = await this.deps.mountTable.list();
-    const mounted = this.records().filter((record) => findMount(entries, this.mountpoint(record)) !== undefined);
+    // Only shares containers use, one check each at a time: on a dead server a check blocks
+    // until its time bound, and a check of a share waiting out its unmount delay would make
+    // that unmount find the mount busy.
+    const mounted = this.records().filter(
+      (record) => record.mountIds.length > 0 && !this.checking.has(record.name) && findMount(entries, this.mountpoint(record)) !== undefined,
+    );
     await Promise.all(
       mounted.map(async (record) => {
         const before = this.health.get(record.name)?.state;
-        const health = await this.checkHealthOf(record.name, this.mountpoint(record));
+        this.checking.add(record.name);
+        const health = await this.checkHealthOf(record.name, this.mountpoint(record)).finally(() => this.checking.delete(record.name));
         if (health.state !== before && health.state !== 'healthy') {
           this.deps.logger.warn({ volume: record.name, health: health.state, detail: health.detail }, 'Health check: the mounted share is not healthy; the next Mount of it acts on that');
         }
@@ -466,7 +474,9 @@ export class VolumeDriver {
         logger.info({ volume: name, id, mounts: 0, outcome: 'released', unmountInMs: delayMs }, 'Volume unmount');
         return;
       }
-      await this.unmountAndForget(record);
+      // No container holds it any more: a busy umount (a health check stuck on a dead server)
+      // becomes a lazy detach rather than a share left mounted with no user.
+      await this.unmountAndForget(record, { detachIfBusy: true });
       await this.commitOrKeep(name);
       logger.info({ volume: name, id, mounts: 0, outcome: 'unmounted' }, 'Volume unmount');
     });
@@ -501,7 +511,7 @@ export class VolumeDriver {
         const record = this.deps.state.volumes[name];
         // Mounted again meanwhile, or removed (Remove unmounts it itself).
         if (!record || record.mountIds.length > 0) return;
-        await this.unmountAndForget(record);
+        await this.unmountAndForget(record, { detachIfBusy: true });
         await this.commitOrKeep(name);
         this.deps.logger.info({ volume: name, mounts: 0, outcome: 'unmounted' }, 'Volume unmount (after the unmount delay)');
       })
@@ -662,11 +672,11 @@ export class VolumeDriver {
    * The last reference is gone: unmount if the kernel still has it, remove the empty
    * mountpoint, and drop every mount ID. A failed umount changes nothing but lastError.
    */
-  private async unmountAndForget(record: VolumeRecord): Promise<void> {
+  private async unmountAndForget(record: VolumeRecord, options: { detachIfBusy?: boolean } = {}): Promise<void> {
     const mountpoint = this.mountpoint(record);
     if (findMount(await this.deps.mountTable.list(), mountpoint)) {
       try {
-        await this.deps.mounter.unmount(mountpoint);
+        await this.deps.mounter.unmount(mountpoint, options);
       } catch (error) {
         record.lastError = errorMessage(error);
         throw error;

@@ -157,9 +157,18 @@ describe('VolumeDriver', () => {
       expect(f.state.volumes['pg']?.mountIds).toEqual([]);
     });
 
-    it('keeps the ID when umount fails with the mount still there', async () => {
+    it('detaches lazily when the last reference goes and umount finds the share busy', async () => {
       await f.driver.mount('pg', ID_A);
       f.runner.next.push((command) => new CommandFailedError(command, 32, 'umount: /x: target is busy.', ''));
+      await f.driver.unmount('pg', ID_A);
+      expect(f.runner.umounts().map((call) => call.args.slice(0, -1))).toEqual([['--'], ['-l', '--']]);
+      expect([f.state.volumes['pg']?.mountIds, f.table.entries]).toEqual([[], []]);
+    });
+
+    it('keeps the ID when the share cannot be unmounted even lazily', async () => {
+      await f.driver.mount('pg', ID_A);
+      const busy = (command: Parameters<typeof f.runner.run>[0]) => new CommandFailedError(command, 32, 'umount: /x: target is busy.', '');
+      f.runner.next.push(busy, busy);
       await expect(f.driver.unmount('pg', ID_A)).rejects.toThrow(/target is busy/);
       expect(f.state.volumes['pg']?.mountIds).toEqual([ID_A]);
     });
