@@ -72,7 +72,7 @@ describe('socket activation (netvol@.socket)', () => {
     await writeFile(script, SUPERVISOR);
     await writeFile(log, '');
     const args = [process.execPath, CLI, 'nfs', '--socket', socket, '--state-dir', join(dir.path, 'state'), '--basedir', join(dir.path, 'base'), '--mount-command', FAKE_MOUNT, '--no-activate'];
-    supervisor = spawn('/usr/bin/python3', [script, socket, log, ...args], { stdio: 'ignore' });
+    supervisor = spawn('python3', [script, socket, log, ...args], { stdio: 'ignore' });
     const { readFileSync } = await import('node:fs');
     const output = () => readFileSync(log, 'utf8');
     await waitFor(() => output().includes('"msg":"Ready'), 15_000, `ready\n${output()}`);

@@ -45,7 +45,7 @@ describe('managed plugin config', () => {
     writeFileSync(
       fakeNode,
       [
-        '#!/usr/bin/python3',
+        '#!/usr/bin/env python3',
         'import os, signal, sys, time',
         `out = ${JSON.stringify(dir)}`,
         'def stop(*_):',
