@@ -40,7 +40,9 @@ esac
  */
 const FAKE_NETVOL = `#!/bin/sh
 root=\${NETVOL_NODE_ROOT:?}
-{ for a in "$@"; do printf '%s\\037' "$a"; done; printf '\\n'; } >>"$root/netvol-calls.log"
+# One write per call: the daemon and the readiness polls append at the same time.
+us=$(printf '\\037'); line=''; for a in "$@"; do line="$line$a$us"; done
+printf '%s\\n' "$line" >>"$root/netvol-calls.log"
 if [ "$1" = status ]; then
   [ -e "$3" ] && exit 0
   echo "$3: no such socket (is the daemon running?)"
