@@ -7,7 +7,8 @@
 // failure or timeout.
 //
 // Usage: node scripts/lab/run-lab.mjs [--mode scenarios|smoke|demo|bench] [--only s1a,s3] [--no-reboot]
-//                                     [--timeout SECONDS] [--results DIR] [--keep]
+//                                     [--suite bookworm|forky] [--timeout SECONDS] [--results DIR] [--keep]
+// --suite forky runs the classic driver's scenarios on the CSI lab's Docker 28 image.
 // Environment: NETVOL_LAB_CACHE (image cache dir, default /var/cache/netvol-lab),
 //              NETVOL_LAB_MEM (MiB, default 2048), NETVOL_LAB_CPUS (default 2).
 import { spawn, spawnSync } from 'node:child_process';
@@ -20,19 +21,20 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..', '..');
 
 function parseArgs(argv) {
-  const o = { mode: 'scenarios', only: '', reboot: true, timeout: 0, results: '', keep: false, quiet: false };
+  const o = { mode: 'scenarios', only: '', reboot: true, timeout: 0, results: '', keep: false, quiet: false, suite: 'bookworm' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => argv[++i];
     if (a === '--mode') o.mode = next();
     else if (a === '--only') o.only = next();
     else if (a === '--no-reboot') o.reboot = false;
+    else if (a === '--suite') o.suite = next();
     else if (a === '--timeout') o.timeout = Number(next());
     else if (a === '--results') o.results = next();
     else if (a === '--keep') o.keep = true;
     else if (a === '--quiet') o.quiet = true;
     else if (a === '-h' || a === '--help') {
-      console.log('usage: run-lab.mjs [--mode scenarios|smoke|demo|bench] [--only s1a,s3] [--no-reboot] [--timeout S] [--results DIR]');
+      console.log('usage: run-lab.mjs [--mode scenarios|smoke|demo|bench] [--only s1a,s3] [--no-reboot] [--suite bookworm|forky] [--timeout S] [--results DIR]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -236,8 +238,8 @@ async function main() {
   log(`repo ${REPO}; results in ${results}`);
   const buildNote = ensureBuild();
   log(buildNote);
-  const image = buildImage();
-  log(`image ready in ${image.seconds.toFixed(0)} s: ${image.LAB_IMAGE}`);
+  const image = buildImage({ suite: o.suite });
+  log(`${o.suite} image ready in ${image.seconds.toFixed(0)} s: ${image.LAB_IMAGE}`);
 
   const pluginDir = o.mode === 'scenarios' && (!o.only || o.only.split(',').some((s) => s === 's13' || s.startsWith('s13_'))) ? buildPlugin() : undefined;
 
