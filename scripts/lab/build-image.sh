@@ -30,6 +30,11 @@ PACKAGES=(
   cifs-utils samba smbclient
   docker.io containerd runc iptables
   busybox-static ca-certificates libstdc++6 psmisc
+  # systemd as an init the systemd lab boots (init=/lib/systemd/systemd); every other lab
+  # still boots init=/sbin/lab-init, for which the units enabled in the image do nothing.
+  # dbus: dockerd on cgroup v2 under systemd uses the systemd cgroup driver, which runc
+  # drives over the system bus.
+  systemd systemd-sysv dbus
 )
 
 log() { echo "[build-image] $*" >&2; }

@@ -11,6 +11,8 @@
 // --suite forky runs the classic driver's scenarios on the CSI lab's Docker 28 image.
 // Environment: NETVOL_LAB_CACHE (image cache dir, default /var/cache/netvol-lab),
 //              NETVOL_LAB_MEM (MiB, default 2048), NETVOL_LAB_CPUS (default 2).
+// --mode systemd (npm run test:systemd) boots systemd as PID 1 twice on one persistent disk and
+// runs scripts/lab/systemd-lab.sh: install.sh, socket activation, a reboot.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -104,8 +106,46 @@ export function lineSplitter(onLine) {
   };
 }
 
-// Boot the guest once. Resolves with { code, timedOut, seconds }.
-export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, resultsDir, env, timeoutSec, consoleLog, quiet, onLine, pluginDir }) {
+/**
+ * Units masked for a guest booted with systemd as PID 1: they only cost boot time under TCG and
+ * the systemd lab uses none of them (Samba, timers that would run apt or fstrim, the gettys,
+ * logind).
+ */
+export const SYSTEMD_LAB_MASKED = [
+  'smbd.service', 'nmbd.service', 'samba-ad-dc.service', 'e2scrub_reap.service', 'e2scrub_all.timer',
+  'apt-daily.timer', 'apt-daily-upgrade.timer', 'dpkg-db-backup.timer', 'fstrim.timer',
+  'getty@tty1.service', 'serial-getty@ttyS0.service', 'systemd-logind.service',
+  // 4-7 s each under TCG in the first boot's systemd-analyze blame, for hardware the guest lacks
+  'modprobe@efi_pstore.service', 'modprobe@fuse.service', 'modprobe@dm_mod.service', 'modprobe@loop.service',
+  'systemd-binfmt.service',
+];
+
+/**
+ * boot()'s init and extra kernel arguments for systemd as PID 1 (--mode systemd).
+ * systemd-run-generator turns systemd.run= into kernel-command-line.service, which mounts the
+ * repository's 9p share (the second boot has it from fstab already) and starts
+ * scripts/lab/systemd-lab.sh as the transient netvol-lab.service; --no-block lets that oneshot
+ * end at once, so the boot finishes (multi-user.target would wait for it). systemd.run= alone
+ * would boot into kernel-command-line.service and leave docker.service stopped, hence
+ * systemd.unit=multi-user.target and systemd.wants= (the debug generator adds the wants to the
+ * systemd.unit= target). The command has no $ or %: systemd would expand them.
+ */
+export function systemdBoot() {
+  const mount = 'mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=loose host0 /mnt/host';
+  const run = `/bin/sh -c 'modprobe 9pnet_virtio; mountpoint -q /mnt/host || ${mount}; exec systemd-run --no-block --unit=netvol-lab /mnt/host/scripts/lab/systemd-lab.sh'`;
+  return {
+    init: '/lib/systemd/systemd',
+    append: [
+      'systemd.unit=multi-user.target', 'systemd.wants=kernel-command-line.service',
+      `systemd.run="${run}"`, 'systemd.run_success_action=none', 'systemd.run_failure_action=none',
+      ...SYSTEMD_LAB_MASKED.map((u) => `systemd.mask=${u}`),
+    ].join(' '),
+  };
+}
+
+// Boot the guest once. init: PID 1 (the image's /sbin/lab-init stub unless told otherwise);
+// append: more kernel arguments. Resolves with { code, timedOut, seconds }.
+export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, resultsDir, env, timeoutSec, consoleLog, quiet, onLine, pluginDir, init = '/sbin/lab-init', append = '' }) {
   fs.mkdirSync(resultsDir, { recursive: true });
   fs.writeFileSync(path.join(resultsDir, 'lab.env'),
     Object.entries(env).map(([k, v]) => `${k}='${String(v).replace(/'/g, '')}'`).join('\n') + '\n');
@@ -116,7 +156,7 @@ export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, res
     '-smp', cpus, '-m', mem, '-nographic', '-no-reboot', '-nic', 'none',
     '-serial', 'stdio', '-monitor', 'none',
     '-kernel', kernel, '-initrd', initrd,
-    '-append', 'root=/dev/vda rw console=ttyS0 apparmor=0 security= init=/sbin/lab-init panic=-1 quiet loglevel=4 systemd.unified_cgroup_hierarchy=1 nfsd.nfs4_disable_idmapping=1',
+    '-append', `root=/dev/vda rw console=ttyS0 apparmor=0 security= init=${init} panic=-1 quiet loglevel=4 systemd.unified_cgroup_hierarchy=1 nfsd.nfs4_disable_idmapping=1${append ? ' ' + append : ''}`,
     '-drive', `file=${img},format=${format},if=virtio,cache=unsafe${snapshot ? ',snapshot=on' : ''}`,
     '-virtfs', `local,path=${REPO},mount_tag=host0,security_model=none,id=host0`,
     '-virtfs', `local,path=${resultsDir},mount_tag=results,security_model=none,id=results`,
@@ -255,6 +295,12 @@ async function main() {
     boots.push({ name: 'reboot2', env: { LAB_MODE: 'reboot2', LAB_ONLY: '' }, persistent: true });
   }
   if (o.only && o.only.split(',').every((s) => s === 's9')) boots.shift();
+  // systemd lab: systemd as PID 1, two boots of one persistent disk (scripts/lab/systemd-lab.sh).
+  if (o.mode === 'systemd') {
+    boots.splice(0, boots.length,
+      { name: 'systemd1', env: { LAB_MODE: 'systemd1' }, persistent: true, systemd: true },
+      { name: 'systemd2', env: { LAB_MODE: 'systemd2' }, persistent: true, systemd: true });
+  }
 
   let overlay = '';
   let firstBootClean = false;
@@ -263,8 +309,8 @@ async function main() {
     const dir = path.join(results, b.retry ? `${b.name}-retry` : b.name);
     // The second boot only means something after a clean first one: a killed qemu leaves the
     // shared overlay half-written.
-    if (b.name === 'reboot2' && !firstBootClean) {
-      rows.push({ name: 's9_boot2', status: 'skip', seconds: 0, detail: 'reboot1 did not finish cleanly' });
+    if ((b.name === 'reboot2' || b.name === 'systemd2') && !firstBootClean) {
+      rows.push({ name: b.name === 'reboot2' ? 's9_boot2' : 'systemd2', status: 'skip', seconds: 0, detail: `${b.name === 'reboot2' ? 'reboot1' : 'systemd1'} did not finish cleanly` });
       continue;
     }
     let img = image.LAB_IMAGE, format = 'raw', snapshot = true;
@@ -276,12 +322,12 @@ async function main() {
       }
       img = overlay; format = 'qcow2'; snapshot = false;
     }
-    const timeoutSec = o.timeout || (b.name === 'main' ? (o.mode === 'scenarios' ? 2400 : o.mode === 'bench' ? 1500 : 600) : 420);
+    const timeoutSec = o.timeout || (b.name === 'main' ? (o.mode === 'scenarios' ? 2400 : o.mode === 'bench' ? 1500 : 600) : b.name === 'systemd1' ? 600 : 420);
     log(`boot ${b.name} (mode ${b.env.LAB_MODE}${b.env.LAB_ONLY ? `, only ${b.env.LAB_ONLY}` : ''}), timeout ${timeoutSec} s, console -> ${dir}/console.log`);
     fs.mkdirSync(dir, { recursive: true });
     const r = await boot({
       img, format, snapshot, kernel: image.LAB_KERNEL, initrd: image.LAB_INITRD, resultsDir: dir, env: b.env, pluginDir: b.name === 'main' ? pluginDir : undefined,
-      timeoutSec, consoleLog: path.join(dir, 'console.log'), quiet: o.quiet,
+      timeoutSec, consoleLog: path.join(dir, 'console.log'), quiet: o.quiet, ...(b.systemd ? systemdBoot() : {}),
     });
     log(`boot ${b.name} ended after ${r.seconds.toFixed(0)} s${r.timedOut ? ' (TIMEOUT)' : ''}`);
     const rep = readReport(dir);
@@ -300,6 +346,8 @@ async function main() {
     }
     if (r.timedOut) anyTimeout = true;
     if (b.name === 'reboot1') firstBootClean = !r.timedOut && !!rep && rep.scenarios.every((x) => x.status === 'pass');
+    // The systemd lab's second boot needs only the first one's lines and an orderly reboot.
+    if (b.name === 'systemd1') firstBootClean = !r.timedOut && !!rep && rep.scenarios.some((x) => x.name === 'before_reboot' && x.status === 'pass');
     if (!rep) {
       rows.push({ name: `${b.name}:report`, status: 'fail', seconds: r.seconds, detail: `no report.json (qemu exit ${r.code}${r.timedOut ? ', timeout' : ''}); the console ended:\n${consoleTail(path.join(dir, 'console.log'))}` });
     } else {
