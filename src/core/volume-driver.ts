@@ -46,6 +46,11 @@ export interface DriverDeps {
   readonly root: string;
   /** Makes a volume's subdirectory on its share, outside the request's own mount. */
   readonly provisioner: ShareProvisioner;
+  /**
+   * Subdirectories were made and checked elsewhere (the CSI controller, at CreateVolume): mount
+   * them without first mounting the share's root to look. A missing one fails the mount.
+   */
+  readonly subdirectoriesProvisioned?: boolean;
   /** The live state; the driver mutates it and then calls commit(). */
   readonly state: StateFile;
   /** Persists the named volumes' records (and the state's own fields); rejects when not durable. */
@@ -386,7 +391,7 @@ export class VolumeDriver {
       await mounter.mount(plan, mountpoint);
       return;
     }
-    await this.makeSubdirectory(plan, record);
+    if (!this.deps.subdirectoriesProvisioned) await this.makeSubdirectory(plan, record);
     await mounter.mount(subdirectoryPlan(plan, record.subdirectory), mountpoint);
   }
 

@@ -196,10 +196,15 @@ exec "${FAKE_MOUNT}" "$@"
     expect(await client.call('Node', 'NodeGetCapabilities')).toEqual({ capabilities: [] });
     expect(await client.call('Node', 'NodeGetInfo')).toEqual({ node_id: 'node-1', max_volumes_per_node: '0' });
 
+    const mountLog = async () => (await readFile(join(dir.path, 'mount.log'), 'utf8')).split('\n').filter((line) => line.includes('fileserver:'));
+    const beforePublish = (await mountLog()).length;
     const publish = (name: string) => client.call('Node', 'NodePublishVolume', { ...volume, target_path: target(name), volume_capability: MULTI });
     expect(await publish('t1')).toEqual({});
     expect(await publish('t2')).toEqual({});
     expect(await publish('t1')).toEqual({});
+    // The node trusts the controller's directory: one mount of the subdirectory itself, and no
+    // mount of the share's root to look at it first.
+    expect((await mountLog()).slice(beforePublish).map((line) => line.split(' ').filter((arg) => arg.startsWith('fileserver:')))).toEqual([['fileserver:/export/pg']]);
     const kernel = mountedUnder(realpathSync(base));
     expect(kernel.map((entry) => [entry.source, entry.fsType])).toEqual([['fileserver:/export/pg', 'tmpfs']]);
     for (const name of ['t1', 't2']) expect(mountedAt(target(name)).map((entry) => [entry.source, entry.fsType, entry.mountOptions.split(',')[0]])).toEqual([['fileserver:/export/pg', 'tmpfs', 'rw']]);

@@ -156,6 +156,10 @@ export async function startCsiDaemon(config: CsiConfig, deps: CsiDaemonDeps = {}
       mountTable,
       root,
       provisioner,
+      // The controller made or checked the directory at CreateVolume; looking again on every
+      // node's first publish cost a mount of the share's root, a helper and an unmount (about
+      // 30 s on a slow node, past swarmkit's 15 s per call).
+      subdirectoriesProvisioned: true,
       state,
       commit: (volumes) => stateCommitter.commit(volumes),
       commitLater: (volumes) => stateCommitter.commitLater(volumes),
