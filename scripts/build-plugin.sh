@@ -208,7 +208,7 @@ cp -a "$REPO/dist" "$APP/dist"
 cp "$REPO/package.json" "$APP/package.json"
 cp -a "$NPM_DIR/node_modules" "$APP/node_modules"
 install -m 0755 "$ENTRY_SRC" "$ROOTFS/usr/local/bin/$ENTRY"
-[[ $KIND == csi ]] && install -m 0644 "$REPO/packaging/csi-plugin/socket-early.mjs" "$APP/socket-early.mjs"
+install -m 0644 "$REPO/packaging/csi-plugin/socket-early.mjs" "$APP/socket-early.mjs"
 for d in "${RUNTIME_DIRS[@]}"; do mkdir -p "$ROOTFS/$d"; done
 
 if ! app_version=$(chroot "$ROOTFS" /usr/local/bin/node /opt/netvol/dist/cli.js version 2>&1); then

@@ -31,6 +31,11 @@ describe('managed plugin config', () => {
     expect(nfs.stdout.trim()).toBe(
       '--max-semi-space-size=1 --optimize-for-size /opt/netvol/dist/cli.js nfs --socket /run/docker/plugins/netvol.sock --state-dir /var/lib/netvol --basedir /var/lib/docker-volumes/netshare --mount-timeout 20 --no-activate -v 3 -o nolock --verbose',
     );
+    // EARLY_SOCKET: the relay holds dockerd's socket, netvol serves one of the same name beside it.
+    const early = run({ EARLY_SOCKET: 'true' });
+    expect(early.stdout.trim()).toBe(
+      '--max-semi-space-size=1 --optimize-for-size --import /opt/netvol/socket-early.mjs /opt/netvol/dist/cli.js nfs --socket /run/netvol.sock --state-dir /var/lib/netvol --basedir /var/lib/docker-volumes/netshare --mount-timeout 20 --no-activate -v 4',
+    );
     const efs = run({ PROTOCOL: 'efs', EFS_REGION: 'eu-west-1' });
     expect(efs.stdout).toContain('efs --socket /run/docker/plugins/netvol.sock');
     expect(efs.stdout).toContain('--region eu-west-1');
