@@ -159,7 +159,8 @@ export class CommandMounter implements Mounter {
 export function describeMountFailure(error: unknown, plan: MountPlan, target: string, timeoutMs: number): string {
   const what = `mounting ${plan.source} (${plan.fsType}) on ${target}`;
   if (error instanceof CommandTimeoutError) {
-    return `${what} timed out after ${timeoutMs / 1000} s: server ${plan.server} did not answer; check that it is up and reachable from this host (e.g. showmount -e ${plan.server}, or a firewall)`;
+    const probe = plan.fsType.startsWith('nfs') ? `showmount -e ${plan.server}` : `smbclient -L //${plan.server} -N`;
+    return `${what} timed out after ${timeoutMs / 1000} s: server ${plan.server} did not answer; check that it is up and reachable from this host (e.g. ${probe}, or a firewall)`;
   }
   if (error instanceof CommandNotFoundError) {
     return `${what} failed: ${error.message}; install ${plan.fsType.startsWith('nfs') ? 'nfs-common' : 'cifs-utils'}`;
