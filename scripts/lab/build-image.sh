@@ -49,16 +49,19 @@ debootstrap_bookworm() {
 
 # Debian testing. bookworm's debootstrap has no forky script; its sid script serves any
 # suite of the current layout. forky's docker.io ships only dockerd: the CLI is docker-cli.
+# docker-registry: the registry the CSI lab's manager runs, so the nodes install and upgrade
+# the plugins with docker plugin install/upgrade as a Swarm user does.
 # debootstrap does not check the Release file's Valid-Until, but apt in the root does, and
 # this machine's clock is past the snapshot's: the root's apt is told not to, so a later
 # `apt-get` in the image (by hand, while debugging) works.
 debootstrap_forky() {
   local root=$1 inc
-  inc=$(IFS=,; echo "${PACKAGES[*]},docker-cli")
+  inc=$(IFS=,; echo "${PACKAGES[*]},docker-cli,docker-registry")
   debootstrap --variant=minbase --cache-dir="$CACHE/debs" --include="$inc" \
     forky "$root" "$MIRROR" /usr/share/debootstrap/scripts/sid >&2
   echo 'Acquire::Check-Valid-Until "false";' > "$root/etc/apt/apt.conf.d/99netvol-lab-valid-until"
   [[ -x "$root/usr/bin/docker" ]] || die "forky root has no docker CLI (docker-cli)"
+  [[ -x "$root/usr/bin/docker-registry" ]] || die "forky root has no docker-registry"
 }
 
 # forky builds its initrd with dracut, which runs systemd inside it: under TCG that alone took

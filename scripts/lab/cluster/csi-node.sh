@@ -1,10 +1,13 @@
 # netvol CSI cluster lab: the nodes' roles, sourced by cluster-init.sh (which has set up the
 # filesystems, the clock, the wire, the command runner and start_docker/wait_docker) when
 # cluster.env says LAB_KIND=csi. Both nodes run the managed plugin $PLUGIN (netvol-csi:latest),
-# whose store run-cluster.mjs attaches as /dev/vdb:
-#   a  NFS server (knfsd, $VOLUMES_PATH exported with no_root_squash), Samba ($SMB_PATH as
-#      [csi] for the user carol), the Swarm manager (so the plugin's controller runs here) and a
-#      node that runs tasks; drives csi-scenario.mjs
+# installed as a Swarm user installs it: `docker plugin install --alias $PLUGIN $PLUGIN_REMOTE`
+# from the registry A runs on the wire ($REGISTRY, insecure, named in every daemon.json):
+#   a  the registry (Debian's docker-registry) and the build host: run-cluster.mjs attaches a
+#      dockerd plugin store as /dev/vdb holding the plugins under their registry names, which A
+#      pushes; NFS server (knfsd, $VOLUMES_PATH exported with no_root_squash), Samba ($SMB_PATH
+#      as [csi] for the user carol), the Swarm manager (so the plugin's controller runs here)
+#      and a node that runs tasks; drives csi-scenario.mjs
 #   b  Swarm worker
 # shellcheck shell=bash
 
@@ -18,8 +21,9 @@ csi_base() {
   fi
   # The plugin's stdout reaches only dockerd's log, at level info; the image's daemon.json says
   # warn, and dockerd refuses a flag that repeats a daemon.json key.
-  cat > /etc/docker/daemon.json <<'EOF'
-{ "log-level": "info", "storage-driver": "overlay2", "iptables": true, "ip6tables": false }
+  cat > /etc/docker/daemon.json <<EOF
+{ "log-level": "info", "storage-driver": "overlay2", "iptables": true, "ip6tables": false,
+  "insecure-registries": ["$REGISTRY"] }
 EOF
   # The plugin mounts in its own mount namespace but the host's network: an NFSv3 lock needs
   # this host's rpcbind and rpc.statd, and the modules load here (the plugin cannot modprobe).
@@ -58,7 +62,8 @@ enable_plugin() {
   [ "$state" != true ] && [ -s "$OUT/plugin-enable.jsonl" ] && say "dockerd did not restore $PLUGIN at start: $(grep -a 'plugin=\|error while enabling\|failed to enable plugin' /var/log/dockerd.log | tail -3 | cut -c1-300 | tr '\n' ' ')"
   t0=$(date +%s.%N)
   if [ "$state" != true ]; then
-    docker plugin set "$PLUGIN" VERBOSE=true EARLY_SOCKET=true > /dev/null
+    # Installed from the registry, the settings came on the install command line.
+    [ -n "$REGISTRY" ] || docker plugin set "$PLUGIN" VERBOSE=true EARLY_SOCKET=true > /dev/null
     # dockerd gives a plugin about 10 s to create its socket, then stops it; the first start
     # under emulation (node compiling grpc-js and the proto from a cold disk) can take longer.
     until docker plugin enable --timeout 60 "$PLUGIN" > /tmp/enable.out 2>&1; do
@@ -70,6 +75,81 @@ enable_plugin() {
   local t1; t1=$(date +%s.%N)
   printf '{"boot":"%s","started":%s,"enabled":%s,"attempts":%s,"was":"%s"}\n' "$BOOT_ID" "$t0" "$t1" "$tries" "$state" >> "$OUT/plugin-enable.jsonl"
   say "plugin $PLUGIN enabled (was enabled: $state; $tries attempt(s), $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}') s); pid $(plugin_pid)"
+}
+
+# The registry on A: plain HTTP on the emulated wire (every node's daemon.json names it
+# insecure), its blobs on A's root disk.
+start_registry() {
+  mkdir -p /var/lib/docker-registry /etc/docker/registry
+  cat > /etc/docker/registry/lab.yml <<'EOF'
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: /var/lib/docker-registry
+http:
+  addr: :5000
+EOF
+  (setsid docker-registry serve /etc/docker/registry/lab.yml > /var/log/registry.log 2>&1 < /dev/null &)
+  local i
+  for i in $(seq 1 120); do
+    (exec 3<> "/dev/tcp/$MY_IP/5000") 2> /dev/null && { say "registry listening on $MY_IP:5000"; return 0; }
+    sleep 0.5
+  done
+  say "the registry does not listen: $(tail -5 /var/log/registry.log | tr '\n' ' ')"
+  return 1
+}
+
+# Push the plugins of the store disk (created under their registry names) to the registry; the
+# workers wait for registry/pushed. The record holds the push's start and end. The :next build
+# and the classic plugin only for --upgrade.
+push_plugins() {
+  local t0 t1 p ok=1 all=("$PLUGIN_REMOTE")
+  [ "$UPGRADE" = 1 ] && all+=("$PLUGIN_NEXT" "$CLASSIC_REMOTE")
+  t0=$(date +%s.%N)
+  for p in "${all[@]}"; do
+    if docker plugin push "$p" > /tmp/push.out 2>&1; then say "pushed $p: $(tail -1 /tmp/push.out)"
+    else ok=0; say "docker plugin push $p failed: $(tr '\n' ' ' < /tmp/push.out)"; fi
+  done
+  t1=$(date +%s.%N)
+  [ $ok = 1 ] || return 1
+  mkdir -p "$RES/registry"
+  printf '{"started":%s,"done":%s}\n' "$t0" "$t1" > "$RES/registry/.pushed.tmp" && mv "$RES/registry/.pushed.tmp" "$RES/registry/pushed"
+}
+
+# docker plugin install from the registry, as on every node of a real Swarm: under the short
+# name volumes are made with (--alias), settings on the command line, disabled so that
+# enable_plugin's patient enable starts it. Skipped when an earlier boot installed it.
+install_plugin() {
+  docker plugin inspect "$PLUGIN" > /dev/null 2>&1 && return 0
+  wait_file 900 "$RES/registry/pushed" || { say "nothing pushed to the registry"; return 1; }
+  local t0 t1 rc
+  t0=$(date +%s.%N)
+  docker plugin install --disable --grant-all-permissions --alias "$PLUGIN" "$PLUGIN_REMOTE" \
+    VERBOSE=true EARLY_SOCKET=true > "$OUT/plugin-install.out" 2>&1
+  rc=$?
+  t1=$(date +%s.%N)
+  printf '{"boot":"%s","started":%s,"done":%s,"rc":%s}\n' "$BOOT_ID" "$t0" "$t1" "$rc" >> "$OUT/plugin-install.jsonl"
+  say "docker plugin install $PLUGIN_REMOTE as $PLUGIN: exit $rc in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}') s: $(tr '\n' ' ' < "$OUT/plugin-install.out" | cut -c1-200)"
+  return $rc
+}
+
+# The classic plugin from the same registry, under the name netshare users type (-d nfs), with
+# settings on the command line; disabled: the scenario's registry-classic step enables and uses
+# it. Run in the background on the worker while it joins the swarm, in the lab's --upgrade mode.
+# The record says how it went.
+install_classic() {
+  docker plugin inspect nfs > /dev/null 2>&1 && return 0
+  mkdir -p /var/lib/netvol
+  local t0 t1 rc
+  t0=$(date +%s.%N)
+  docker plugin install --disable --grant-all-permissions --alias nfs "$CLASSIC_REMOTE" \
+    NFS_VERSION=4 VERBOSE=true EARLY_SOCKET=true > "$OUT/classic-install.out" 2>&1
+  rc=$?
+  t1=$(date +%s.%N)
+  printf '{"started":%s,"done":%s,"rc":%s}\n' "$t0" "$t1" "$rc" > "$OUT/.classic-install.tmp" && mv "$OUT/.classic-install.tmp" "$OUT/classic-install.json"
+  say "docker plugin install $CLASSIC_REMOTE as nfs: exit $rc"
 }
 
 import_image() {
@@ -125,7 +205,7 @@ EOF
   if ! wait_docker; then say "dockerd did not come up"; tail -20 /var/log/dockerd.log; fi
   say "dockerd up: $(docker version --format '{{.Server.Version}}' 2>&1)"
   # First, while little else runs: the plugin has ~12 s to create its socket.
-  enable_plugin
+  start_registry && push_plugins && install_plugin && enable_plugin
   # Docker turns on br_netfilter and a DROP policy for FORWARD (see cluster-init.sh's manager).
   iptables -I DOCKER-USER -i br0 -o br0 -j ACCEPT 2>/dev/null || say "could not add the br0 forwarding rule"
   if [ "$(swarm_state)" != active ]; then
@@ -154,7 +234,8 @@ csi_worker() {
   csi_start_docker
   if ! wait_docker; then say "dockerd did not come up"; tail -20 /var/log/dockerd.log; fi
   say "dockerd up: $(docker version --format '{{.Server.Version}}' 2>&1) (swarm: $(swarm_state))"
-  enable_plugin
+  install_plugin && enable_plugin
+  [ "$UPGRADE" = 1 ] && { install_classic & }
   LAB_KIND=csi setsid node "$HERE/reporter.mjs" > /var/log/reporter.log 2>&1 < /dev/null &
   echo $! > /run/lab/reporter.pid
   import_image

@@ -3,7 +3,8 @@
 // a node that runs tasks) by csi-node.sh. Swarm cluster volumes through the managed plugin
 // netvol-csi:latest on Docker 28: provisioning on the share, the seed's Portainer-like service
 // moving between nodes (drain, node loss), several writers, onewriter, CIFS with Swarm
-// secrets, a plugin restart under a running task, and docker volume rm with each onDelete.
+// secrets, the classic plugin from the registry, docker plugin upgrade under a running task,
+// a benchmark, and docker volume rm with each onDelete.
 // A sees B through B's snapshot.json (csi-view.mjs) and runs commands there through cmd.sh;
 // the host kills and boots B on request. One report entry per step, with timings.
 import { spawn } from 'node:child_process';
@@ -32,6 +33,9 @@ async function view(n) {
   if (n === 'a') return csiSnapshot('a');
   return freshSnap(n, now(), 90);
 }
+
+/** A shell command on node n: A runs it here, a worker through its command runner. */
+const runOn = (n, script, timeoutS) => (n === 'a' ? Promise.resolve(sh('bash', ['-c', script], { timeout: timeoutS })) : onNode(n, script, timeoutS));
 
 /** Mounts (host and plugin namespaces) of a network share whose source is `share` or below it. */
 function shareMounts(v, share) {
@@ -185,6 +189,21 @@ await step('plugin', async (e) => {
     check(v.pluginArgv, `${n}: no netvol csi process`);
     e.notes.push(`${n}: CSIInfo ${JSON.stringify(info)}; plugin argv: ${v.pluginArgv.slice(1).join(' ')}`);
   }
+  // Every node installed the plugin from the registry on A (csi-node.sh install_plugin).
+  const pushed = JSON.parse(fs.readFileSync(`${RES}/registry/pushed`, 'utf8'));
+  e.figures.push = pushed.done - pushed.started;
+  for (const n of ALL) {
+    const inst = fs.readFileSync(`${RES}/nodes/${n}/plugin-install.jsonl`, 'utf8').trim().split('\n').map((l) => JSON.parse(l))[0];
+    check(inst.rc === 0, `${n}: docker plugin install exit ${inst.rc}`);
+    e.figures[`install_${n}`] = inst.done - inst.started;
+    const out = await runOn(n, `docker plugin inspect -f '{{.PluginReference}} {{json .Settings.Env}}' ${PLUGIN}`, 60);
+    const [ref, ...penv] = out.trim().split(' ');
+    check(ref === env.PLUGIN_REMOTE, `${n}: ${PLUGIN} comes from ${ref}, expected ${env.PLUGIN_REMOTE}`);
+    check(penv.join(' ').includes('VERBOSE=true'), `${n}: the install's VERBOSE=true is not in the settings: ${penv.join(' ')}`);
+  }
+  const cat = await (await fetch(`http://${env.REGISTRY}/v2/_catalog`)).json();
+  const tags = await (await fetch(`http://${env.REGISTRY}/v2/netvol-csi/tags/list`)).json();
+  e.notes.push(`registry ${env.REGISTRY}: catalog ${JSON.stringify(cat.repositories)}, netvol-csi tags ${JSON.stringify(tags.tags)}`);
   e.notes.push(`first calls on a: ${callSummary(calls('a', 0).slice(0, 8))}`);
 });
 
@@ -373,53 +392,158 @@ await step('cifs-secrets', async (e) => {
 setsid node /mnt/host/scripts/lab/cmdline-watch.mjs /run/lab/pw.pattern /run/lab/cmdline-hits.txt > /dev/null 2>&1 < /dev/null &
 echo $! > /run/lab/watch.pid; echo started`);
   }
-  const user = docker(['secret', 'create', 'cifs-user', '-'], { input: 'carol' });
-  const pass = docker(['secret', 'create', 'cifs-pass', '-'], { input: password });
-  const t0 = now();
-  createVolume('cifsdata', { protocol: 'cifs', share: CIFS_SHARE }, { secrets: [`username=${user}`, `password=${pass}`] });
-  e.figures.to_created = await volumeCreated('cifsdata');
-  const ts = now();
-  createService('smbsvc', clusterMount('cifsdata'), { extra: ['--constraint', `node.hostname==${host(WORKERS[0])}`] });
-  await running('smbsvc', WORKERS[0]);
-  e.figures.to_running = now() - ts;
-  const first = await waitFor('a line in the Samba share', 120, () => firstLineOf(`${SMB}/cifsdata`, WORKERS[0], ts));
-  e.figures.to_first_write = first.ts - ts;
-  e.notes.push(`written through CIFS by ${WORKERS[0]}, on the server: ${sh('ls', ['-ln', `${SMB}/cifsdata`])}`);
-  await sleep(3000);
-  watch.kill('SIGTERM');
-  const leaks = [];
-  const hits = fs.readFileSync('/run/lab/cmdline-hits.txt', 'utf8').trim();
-  if (hits) leaks.push(`a argv: ${hits}`);
-  // Where else it must not be: the plugin's logs (in dockerd's), its state, the mounts, inspect.
-  const grep = (paths) => sh('sh', ['-c', `grep -rlF -f /run/lab/pw.pattern ${paths} 2>/dev/null; true`]);
-  const aFiles = grep('/var/lib/netvol-csi /var/log/dockerd.log /proc/self/mountinfo');
-  if (aFiles) leaks.push(`a files: ${aFiles}`);
-  const va = await view('a');
-  if ((va.pluginMountinfo || '').includes(password)) leaks.push('a: plugin mountinfo');
-  if (docker(['volume', 'inspect', 'cifsdata']).includes(password)) leaks.push('docker volume inspect cifsdata');
-  if (docker(['service', 'inspect', 'smbsvc']).includes(password)) leaks.push('docker service inspect smbsvc');
-  for (const w of WORKERS) {
-    const out = await onNode(w, `kill $(cat /run/lab/watch.pid) 2>/dev/null; sleep 0.5
-echo "argv: $(cat /run/lab/cmdline-hits.txt)"
-echo "files: $(grep -rlF -f /run/lab/pw.pattern /var/lib/netvol-csi /var/log/dockerd.log /proc/self/mountinfo 2>/dev/null | tr '\\n' ' ')"
-p=$(for d in /proc/[0-9]*; do tr '\\0' ' ' < $d/cmdline 2>/dev/null | grep -q 'dist/cli.js csi ' && basename $d; done | head -1)
-echo "pluginmounts: $(grep -cF -f /run/lab/pw.pattern /proc/$p/mountinfo)"
-echo "statefiles: $(find /var/lib/netvol-csi -type f | wc -l)"
-rm -f /run/lab/pw.pattern`);
-    const m = Object.fromEntries(out.trim().split('\n').map((l) => [l.split(':')[0], l.slice(l.indexOf(':') + 1).trim()]));
-    if (m.argv) leaks.push(`${w} argv: ${m.argv}`);
-    if (m.files) leaks.push(`${w} files: ${m.files}`);
-    if (m.pluginmounts && m.pluginmounts !== '0') leaks.push(`${w}: plugin mountinfo`);
-    e.notes.push(`${w}: password searched in every argv during the mount, /var/lib/netvol-csi (${m.statefiles} files), dockerd's log (the plugin's), mountinfo: ${m.argv || m.files ? 'FOUND' : 'absent'}`);
+  // The watchers scan every process many times a second: whatever happens below, they stop,
+  // or they starve a one-vCPU worker for the rest of the run.
+  const stopWatchers = async () => {
+    watch.kill('SIGTERM');
+    for (const w of WORKERS) await onNode(w, 'kill $(cat /run/lab/watch.pid) 2>/dev/null; rm -f /run/lab/pw.pattern; echo stopped', 60).catch(() => undefined);
+  };
+  try {
+    const user = docker(['secret', 'create', 'cifs-user', '-'], { input: 'carol' });
+    const pass = docker(['secret', 'create', 'cifs-pass', '-'], { input: password });
+    const t0 = now();
+    createVolume('cifsdata', { protocol: 'cifs', share: CIFS_SHARE }, { secrets: [`username=${user}`, `password=${pass}`] });
+    e.figures.to_created = await volumeCreated('cifsdata');
+    const ts = now();
+    createService('smbsvc', clusterMount('cifsdata'), { extra: ['--constraint', `node.hostname==${host(WORKERS[0])}`] });
+    await running('smbsvc', WORKERS[0]);
+    e.figures.to_running = now() - ts;
+    const first = await waitFor('a line in the Samba share', 120, () => firstLineOf(`${SMB}/cifsdata`, WORKERS[0], ts));
+    e.figures.to_first_write = first.ts - ts;
+    e.notes.push(`written through CIFS by ${WORKERS[0]}, on the server: ${sh('ls', ['-ln', `${SMB}/cifsdata`])}`);
+    await sleep(3000);
+    watch.kill('SIGTERM');
+    const leaks = [];
+    const hits = fs.readFileSync('/run/lab/cmdline-hits.txt', 'utf8').trim();
+    if (hits) leaks.push(`a argv: ${hits}`);
+    // Where else it must not be: the plugin's logs (in dockerd's), its state, the mounts, inspect.
+    const grep = (paths) => sh('sh', ['-c', `grep -rlF -f /run/lab/pw.pattern ${paths} 2>/dev/null; true`]);
+    const aFiles = grep('/var/lib/netvol-csi /var/log/dockerd.log /proc/self/mountinfo');
+    if (aFiles) leaks.push(`a files: ${aFiles}`);
+    const va = await view('a');
+    if ((va.pluginMountinfo || '').includes(password)) leaks.push('a: plugin mountinfo');
+    if (docker(['volume', 'inspect', 'cifsdata']).includes(password)) leaks.push('docker volume inspect cifsdata');
+    if (docker(['service', 'inspect', 'smbsvc']).includes(password)) leaks.push('docker service inspect smbsvc');
+    for (const w of WORKERS) {
+      const out = await onNode(w, `kill $(cat /run/lab/watch.pid) 2>/dev/null; sleep 0.5
+    echo "argv: $(cat /run/lab/cmdline-hits.txt)"
+    echo "files: $(grep -rlF -f /run/lab/pw.pattern /var/lib/netvol-csi /var/log/dockerd.log /proc/self/mountinfo 2>/dev/null | tr '\\n' ' ')"
+    p=$(for d in /proc/[0-9]*; do tr '\\0' ' ' < $d/cmdline 2>/dev/null | grep -q 'dist/cli.js csi ' && basename $d; done | head -1)
+    echo "pluginmounts: $(grep -cF -f /run/lab/pw.pattern /proc/$p/mountinfo)"
+    echo "statefiles: $(find /var/lib/netvol-csi -type f | wc -l)"
+    rm -f /run/lab/pw.pattern`);
+      const m = Object.fromEntries(out.trim().split('\n').map((l) => [l.split(':')[0], l.slice(l.indexOf(':') + 1).trim()]));
+      if (m.argv) leaks.push(`${w} argv: ${m.argv}`);
+      if (m.files) leaks.push(`${w} files: ${m.files}`);
+      if (m.pluginmounts && m.pluginmounts !== '0') leaks.push(`${w}: plugin mountinfo`);
+      e.notes.push(`${w}: password searched in every argv during the mount, /var/lib/netvol-csi (${m.statefiles} files), dockerd's log (the plugin's), mountinfo: ${m.argv || m.files ? 'FOUND' : 'absent'}`);
+    }
+    fs.rmSync('/run/lab/pw.pattern', { force: true });
+    const v = await view(WORKERS[0]);
+    const cm = shareMounts(v, CIFS_SHARE);
+    e.notes.push(`${WORKERS[0]} cifs mounts: ${cm.plugin.map((m) => `${m.mountPoint} (${(m.superOptions || '').split(',').filter((o) => /^(username|vers|uid|gid)=/.test(o)).join(',')})`).join('; ')}`);
+    check(leaks.length === 0, `the password leaked: ${leaks.join('; ')}`);
+    check(cm.plugin.length > 0, `${WORKERS[0]}: no CIFS mount in the plugin's namespace: ${describe(v, CIFS_SHARE)}`);
+  } finally {
+    await stopWatchers();
   }
-  fs.rmSync('/run/lab/pw.pattern', { force: true });
-  const v = await view(WORKERS[0]);
-  const cm = shareMounts(v, CIFS_SHARE);
-  e.notes.push(`${WORKERS[0]} cifs mounts: ${cm.plugin.map((m) => `${m.mountPoint} (${(m.superOptions || '').split(',').filter((o) => /^(username|vers|uid|gid)=/.test(o)).join(',')})`).join('; ')}`);
-  check(leaks.length === 0, `the password leaked: ${leaks.join('; ')}`);
-  check(cm.plugin.length > 0, `${WORKERS[0]}: no CIFS mount in the plugin's namespace: ${describe(v, CIFS_SHARE)}`);
 });
 
+// --upgrade (UPGRADE=1): the classic plugin from the registry, and docker plugin upgrade of the
+// CSI plugin on every node under a running task, in place of the plain disable -f/enable
+// (each pull of a plugin's 220 MB rootfs takes minutes under emulation).
+const UPGRADE = env.UPGRADE === '1';
+if (UPGRADE) {
+await step('registry-classic', async (e) => {
+  // The classic driver's managed plugin, from the same registry, on a worker: installed with a
+  // setting on the command line under the name netshare users type (-d nfs), a volume, a write.
+  const n = WORKERS[0];
+  const dir = volDir('registry-classic');
+  fs.mkdirSync(dir, { recursive: true });
+  // Installed by csi-node.sh's install_classic while the worker joined the swarm.
+  const inst = await waitFor(`${n} to install the classic plugin`, 900, () => {
+    try { return JSON.parse(fs.readFileSync(`${RES}/nodes/${n}/classic-install.json`, 'utf8')); } catch { return null; }
+  });
+  check(inst.rc === 0, `${n}: docker plugin install ${env.CLASSIC_REMOTE} exit ${inst.rc}: ${fs.readFileSync(`${RES}/nodes/${n}/classic-install.out`, 'utf8').slice(-400)}`);
+  e.figures.install = inst.done - inst.started;
+  const out = await onNode(n, `t1=$(date +%s.%N)
+r1=0
+r2=1; for i in 1 2 3 4; do docker plugin enable --timeout 60 nfs >> /tmp/rc.out 2>&1 && { r2=0; break; }; sleep 2; done
+t2=$(date +%s.%N)
+docker volume create -d nfs -o share=${SRV}:${dir} regclassic >> /tmp/rc.out 2>&1; r3=$?
+docker run --rm -v regclassic:/data ${IMAGE} sh -c 'echo written-on-${n} > /data/classic.txt' >> /tmp/rc.out 2>&1; r4=$?
+t3=$(date +%s.%N)
+ref=$(docker plugin inspect -f '{{.PluginReference}}' nfs)
+penv=$(docker plugin inspect -f '{{json .Settings.Env}}' nfs)
+docker volume rm regclassic >> /tmp/rc.out 2>&1; r5=$?
+docker plugin disable nfs >> /tmp/rc.out 2>&1; docker plugin rm nfs >> /tmp/rc.out 2>&1; r6=$?
+echo "$t1 $t1 $t2 $t3 $r1 $r2 $r3 $r4 $r5 $r6 $ref $penv"
+echo "--- $(tr '\\n' ' ' < /tmp/rc.out | cut -c1-600)"`, 600);
+  const [line, rest = ''] = out.trim().split('\n');
+  const [t0, t1, t2, t3, ...f] = line.split(' ');
+  const [r1, r2, r3, r4, r5, r6, ref, ...penv] = f;
+  e.figures.enable = Number(t2) - Number(t1);
+  e.figures.create_run = Number(t3) - Number(t2);
+  check([r1, r2, r3, r4, r5, r6].every((r) => r === '0'), `${n}: install ${r1}, enable ${r2}, volume create ${r3}, run ${r4}, volume rm ${r5}, plugin rm ${r6}: ${rest}`);
+  check(ref === env.CLASSIC_REMOTE, `${n}: the nfs plugin's reference is ${ref}, expected ${env.CLASSIC_REMOTE}`);
+  check(penv.join(' ').includes('NFS_VERSION=4'), `${n}: the install's NFS_VERSION=4 is not in the plugin's settings: ${penv.join(' ')}`);
+  const text = fs.readFileSync(`${dir}/classic.txt`, 'utf8');
+  check(text === `written-on-${n}\n`, `${dir}/classic.txt on the server holds ${JSON.stringify(text)}`);
+  e.notes.push(`${n}: docker plugin install --alias nfs ${env.CLASSIC_REMOTE} NFS_VERSION=4 VERBOSE=true EARLY_SOCKET=true; settings ${penv.join(' ')}; the container's write is on the server: ${sh('ls', ['-ln', dir])}`);
+});
+
+await step('plugin-upgrade', async (e) => {
+  // docker plugin upgrade to the :next build while volumes exist and a task writes: on the
+  // worker running portainer first (disable -f under a running task, as a user must), then on
+  // the manager, whose plugin is also the controller.
+  const n = WORKERS.find((w) => runningOn('portainer').includes(w));
+  check(n, `no portainer task on a worker: ${where('portainer')}`);
+  const v0 = await view(n);
+  const c0 = (v0.containers || []).find((c) => c.service === 'portainer' && c.state === 'running');
+  check(c0, `${n}: no running portainer container`);
+  const volsBefore = clusterVolumes();
+  const upgrade = (node) => runOn(node, `build() { local p; for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q 'dist/cli.js csi ' && { cat $p/root/BUILD 2>/dev/null; return; }; done; echo none; }
+b0=$(build)
+t0=$(date +%s.%N)
+docker plugin disable -f ${PLUGIN} > /tmp/up.out 2>&1; r1=$?
+docker plugin upgrade --grant-all-permissions --skip-remote-check ${PLUGIN} ${env.PLUGIN_NEXT} >> /tmp/up.out 2>&1; r2=$?
+t1=$(date +%s.%N)
+r3=1; for i in 1 2 3 4; do docker plugin enable --timeout 60 ${PLUGIN} >> /tmp/up.out 2>&1 && { r3=0; break; }; sleep 2; done
+t2=$(date +%s.%N)
+echo "$t0 $t1 $t2 $r1 $r2 $r3 $b0 $(build) $(docker plugin inspect -f '{{.PluginReference}}' ${PLUGIN}) $(docker plugin inspect -f '{{json .Settings.Env}}' ${PLUGIN})"
+echo "--- $(tr '\\n' ' ' < /tmp/up.out | cut -c1-600)"`, 400);
+  const results = {};
+  for (const node of [n, 'a']) {
+    const out = await upgrade(node);
+    const [line, rest = ''] = out.trim().split('\n');
+    const [t0, t1, t2, r1, r2, r3, b0, b1, ref, ...penv] = line.split(' ');
+    results[node] = { t0: Number(t0), t2: Number(t2) };
+    e.figures[`upgrade_${node}`] = Number(t1) - Number(t0);
+    e.figures[`enable_${node}`] = Number(t2) - Number(t1);
+    check(r1 === '0' && r2 === '0' && r3 === '0', `${node}: disable -f exit ${r1}, upgrade exit ${r2}, enable exit ${r3}: ${rest}`);
+    check(b0 === 'lab-1' && b1 === 'lab-2', `${node}: the plugin's build went ${b0} -> ${b1}, expected lab-1 -> lab-2`);
+    check(ref === env.PLUGIN_NEXT, `${node}: plugin reference ${ref} after the upgrade, expected ${env.PLUGIN_NEXT}`);
+    const s = penv.join(' ');
+    check(s.includes('VERBOSE=true') && s.includes('EARLY_SOCKET=true'), `${node}: the install's settings did not survive the upgrade: ${s}`);
+    e.notes.push(`${node}: build ${b0} -> ${b1}, reference ${ref}, settings ${s}`);
+  }
+  const after = results[n].t2;
+  await waitFor(`${n}'s task writing after the upgrade`, 30, () => firstLineOf(volDir('portainerdata'), n, after + 1));
+  const lines = readLog(volDir('portainerdata')).lines.filter((l) => l.host === n && l.ts > results[n].t0 - 5 && l.ts < after + 5).map((l) => l.ts);
+  let gap = 0;
+  for (let i = 1; i < lines.length; i++) gap = Math.max(gap, lines[i] - lines[i - 1]);
+  e.figures.max_gap = gap;
+  const v1 = await view(n);
+  const c1 = (v1.containers || []).find((c) => c.service === 'portainer' && c.state === 'running');
+  check(c1 && c1.id === c0.id, `${n}: the portainer container changed across the upgrade (${c0.id} -> ${c1 && c1.id})`);
+  check(gap < 5, `${n}: the task's lines stopped for ${gap.toFixed(1)} s around the upgrade`);
+  const volsAfter = clusterVolumes();
+  check(JSON.stringify(Object.keys(volsAfter).sort()) === JSON.stringify(Object.keys(volsBefore).sort()), `cluster volumes before ${JSON.stringify(volsBefore)}, after ${JSON.stringify(volsAfter)}`);
+  e.notes.push(`${n}: container ${c0.id} kept running and writing through disable -f, upgrade and enable (longest gap between its lines ${gap.toFixed(1)} s); plugin ${v0.pluginPid} -> ${v1.pluginPid}`);
+  e.notes.push(`docker volume ls --cluster after: ${JSON.stringify(volsAfter)}`);
+  e.notes.push(`${n}'s calls since: ${callSummary(calls(n, results[n].t0)) || 'none'}`);
+});
+} else {
 await step('plugin-restart', async (e) => {
   // A node with a running portainer task; a worker, so the manager's controller stays up.
   const n = WORKERS.find((w) => runningOn('portainer').includes(w));
@@ -448,6 +572,84 @@ echo "$t0 $t1 $r1 $t2 $t3 $r2 $(tr '\\n' ' ' < /tmp/dis.out) | $(tr '\\n' ' ' < 
   check(gap < 5, `${n}: the task's lines stopped for ${gap.toFixed(1)} s around the restart`);
   e.notes.push(`${n}: container ${c0.id} kept running and writing (longest gap between its lines ${gap.toFixed(1)} s); plugin ${v0.pluginPid} -> ${v1.pluginPid}; ${n}'s mounts now: ${describe(v1, NFS_SHARE)}`);
   e.notes.push(`${n}'s calls since: ${callSummary(calls(n, Number(td0))) || 'none'}`);
+});
+}
+
+// Benchmark: docker service create -> the task's first write, three ways of giving a task its
+// share on one node (A, so every timestamp is one clock), in one run and interleaved so load
+// drifts hit each alike: a cluster volume through the plugin (a fresh volume per trial, so
+// every trial is a first NodePublishVolume), the classic driver (netvol nfs on the host, a
+// volume-driver mount) and the seed's first method (the share mounted by hand on the node and
+// bind-mounted). Ratios are against the pre-mounted floor of the same run.
+await step('bench', async (e) => {
+  const trials = Number(env.BENCH_TRIALS || 3);
+  const pre = '/mnt/bench-pre';
+  for (const d of ['bench-pre', 'bench-legacy']) fs.mkdirSync(volDir(d), { recursive: true });
+  fs.mkdirSync(pre, { recursive: true });
+  fs.mkdirSync('/var/log/netvol', { recursive: true });
+  const samples = { premounted: [], legacy: [], cluster: [] };
+  const createCalls = [];
+  try {
+    sh('mount', ['-t', 'nfs', '-o', 'vers=4.2,hard', `${NFS_SHARE}/bench-pre`, pre]);
+    // The classic driver as a user runs it from systemd: its own socket in /run/docker/plugins.
+    sh('sh', ['-c', 'setsid node /mnt/host/dist/cli.js nfs --basedir /var/lib/netvol-bench --state-dir /var/lib/netvol-bench-state --log-format pretty > /var/log/netvol/bench-nfs.log 2>&1 < /dev/null & echo $! > /run/lab/netvol-bench.pid']);
+    await waitFor('the classic driver socket', 120, () => fs.existsSync('/run/docker/plugins/nfs.sock'))
+      .catch((err) => { throw new Error(`${err.message}; netvol nfs said: ${sh('tail', ['-5', '/var/log/netvol/bench-nfs.log'], { allowFail: true })}`); });
+    for (let i = 1; i <= trials; i++) {
+      const cname = `bench-c${i}`;
+      const tc = now();
+      createVolume(cname, { protocol: 'nfs', share: NFS_SHARE });
+      await volumeCreated(cname);
+      const cv = calls('a', tc, 'CreateVolume').find((c) => c.msg === 'CSI call answered');
+      if (cv) createCalls.push(cv.ms / 1000);
+      const ways = [
+        ['premounted', `type=bind,src=${pre},dst=/data`, volDir('bench-pre'), `${NFS_SHARE}/bench-pre`],
+        ['legacy', `type=volume,src=benchlegacy,dst=/data,volume-driver=nfs,volume-opt=share=${NFS_SHARE}/bench-legacy`, volDir('bench-legacy'), `${NFS_SHARE}/bench-legacy`],
+        ['cluster', clusterMount(cname), volDir(cname), `${NFS_SHARE}/${cname}`],
+      ];
+      // Rotate the order each trial.
+      for (let k = 0; k < ways.length; k++) {
+        const [way, mount, dir, share] = ways[(k + i) % ways.length];
+        const svc = `bench-${way}`;
+        const t0 = now();
+        createService(svc, mount, { extra: ['--constraint', 'node.hostname==node-a'] });
+        const first = await waitFor(`${svc}'s first line`, 180, () => firstLineOf(dir, 'a', t0))
+          .catch((err) => { throw new Error(`${err.message}; ${where(svc)}`); });
+        samples[way].push(first.ts - t0);
+        docker(['service', 'rm', svc]);
+        await waitFor(`${svc} gone`, 120, () => tasks(svc).length === 0);
+        if (way !== 'premounted') await released('a', share);
+      }
+    }
+  } finally {
+    // Whatever happened, leave nothing behind for the steps after (service-rm checks A holds nothing).
+    docker(['service', 'rm', 'bench-premounted', 'bench-legacy', 'bench-cluster'], { allowFail: true });
+    await waitFor('the bench services gone', 120, () => ['bench-premounted', 'bench-legacy', 'bench-cluster'].every((x) => tasks(x).length === 0)).catch(() => undefined);
+    sh('sh', ['-c', 'kill $(cat /run/lab/netvol-bench.pid); umount /mnt/bench-pre || umount -l /mnt/bench-pre'], { allowFail: true });
+  }
+  const med = (xs) => { const v = [...xs].sort((x, y) => x - y); return v.length ? v[Math.floor((v.length - 1) / 2)] : NaN; };
+  const pubs = calls('a', 0, 'NodePublishVolume').filter((c) => c.msg === 'CSI call answered').map((c) => c.ms / 1000);
+  const floor = med(samples.premounted);
+  const table = {
+    trials,
+    to_first_write_s: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, { median: med(v), samples: v.map((x) => Math.round(x * 100) / 100) }])),
+    ratio_vs_premounted: { legacy: med(samples.legacy) / floor, cluster: med(samples.cluster) / floor },
+    create_volume_call_s: { median: med(createCalls), samples: createCalls },
+    node_publish_call_s: { median: med(pubs), samples: pubs.slice(-8) },
+  };
+  fs.writeFileSync(`${RES}/bench-csi.json`, `${JSON.stringify(table, null, 2)}\n`);
+  for (const [k, v] of Object.entries(samples)) e.figures[`${k}_first_write`] = med(v);
+  e.figures.cluster_vs_premounted = table.ratio_vs_premounted.cluster;
+  e.figures.legacy_vs_premounted = table.ratio_vs_premounted.legacy;
+  e.figures.create_call = med(createCalls);
+  e.figures.publish_call = med(pubs);
+  e.notes.push(`service create -> first write, median of ${trials} (s): ${Object.entries(samples).map(([k, v]) => `${k} ${med(v).toFixed(2)} [${v.map((x) => x.toFixed(2)).join(' ')}]`).join('; ')}`);
+  e.notes.push(`ratios to pre-mounted: cluster ${table.ratio_vs_premounted.cluster.toFixed(2)}x, classic ${table.ratio_vs_premounted.legacy.toFixed(2)}x; CreateVolume ${med(createCalls).toFixed(3)} s, NodePublishVolume ${med(pubs).toFixed(3)} s (medians of ${createCalls.length} and ${pubs.length} calls)`);
+  const tr = now();
+  for (let i = 1; i <= trials; i++) docker(['volume', 'rm', `bench-c${i}`], { allowFail: true });
+  docker(['volume', 'rm', 'benchlegacy'], { allowFail: true });
+  await waitFor('the bench volumes gone', 120, () => { const cv = clusterVolumes(); return Object.keys(cv).every((n) => !n.startsWith('bench-c')); }).catch(() => e.notes.push(`bench volumes still listed: ${JSON.stringify(clusterVolumes())}`));
+  e.figures.rm = now() - tr;
 });
 
 await step('service-rm', async (e) => {

@@ -10,9 +10,12 @@
 //   guest A (192.168.42.1)   NFS and Samba server, Swarm manager (so the CSI controller) and a
 //                            node that runs tasks
 //   guest B (192.168.42.11)  Swarm worker
-// The plugin is built and created once on the host (run-lab.mjs buildPlugin) and reaches each
-// guest as a second disk holding dockerd's plugin store: a qcow2 overlay per guest, so a
-// killed and rebooted worker finds it enabled, as a real node would.
+// The classic lab's plugin is built and created once on the host (run-lab.mjs buildPlugin) and
+// reaches each guest as a second disk holding dockerd's plugin store: a qcow2 overlay per
+// guest, so a killed and rebooted worker finds it enabled, as a real node would. In the CSI lab
+// that disk goes to A only and holds the plugins under their registry names (buildRegistryStore):
+// A runs Debian's docker-registry and pushes them, and every node, A included, installs the CSI
+// plugin with `docker plugin install` from it and later upgrades it to the :next build.
 //
 // The wire: no multicast and nothing outside this machine. A has two NICs, each a
 // `-netdev socket,listen=127.0.0.1:PORT`, bridged inside A (br0); B and C each
@@ -37,11 +40,13 @@
 // runs csi-node.sh's functions in the CSI lab). So the image recipe and the single-guest lab
 // stay untouched.
 //
-// Usage: node scripts/lab/cluster/run-cluster.mjs [--csi] [--timeout S] [--results DIR] [--keep] [--quiet] [--nfs 3|4]
+// --upgrade: the CSI lab plus the classic plugin installed from the registry and docker plugin
+// upgrade of the CSI plugin on every node under a running task (npm run test:cluster-upgrade).
+// Usage: node scripts/lab/cluster/run-cluster.mjs [--csi [--upgrade]] [--timeout S] [--results DIR] [--keep] [--quiet] [--nfs 3|4]
 // Environment: NETVOL_CLUSTER_MEM (MiB per guest, default 1024), NETVOL_CLUSTER_CPUS (vCPUs of
 //              every guest; default 1, in the CSI lab 2 for A, which serves, manages and runs
 //              the scenario, and 1 for B), NETVOL_LAB_CACHE (image cache, as for run-lab.mjs).
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -83,12 +88,21 @@ const PROFILES = {
       b: { ip: '192.168.42.11', role: 'worker', macs: ['52:54:00:42:00:0b'], port: 0 },
     },
     cpus: { a: 2 },
-    plugin: { kind: 'csi', name: 'netvol-csi:latest' },
+    registry: '192.168.42.1:5000',
+    storeOn: ['a'],
     env: [
+      // The name every node installs the plugin under (--alias), the one volumes are made
+      // with; the registry's copies of the CSI plugin (two builds) and of the classic one.
       'PLUGIN=netvol-csi:latest',
+      'REGISTRY=192.168.42.1:5000',
+      'PLUGIN_REMOTE=192.168.42.1:5000/netvol-csi:latest',
+      'PLUGIN_NEXT=192.168.42.1:5000/netvol-csi:next',
+      'CLASSIC_REMOTE=192.168.42.1:5000/netvol:latest',
       // The NFS export the cluster volumes are made in, and the Samba share's directory.
       'VOLUMES_PATH=/home/adam/docker/volumes',
       'SMB_PATH=/home/adam/docker/smb',
+      // Trials per way in the bench step (npm run bench:csi asks for more).
+      `BENCH_TRIALS=${Number(process.env.NETVOL_BENCH_TRIALS) || 3}`,
     ],
     legend: [
       'figures: to_created = docker volume create -> `docker volume ls --cluster` says created (polled every 1 s);',
@@ -96,14 +110,18 @@ const PROFILES = {
       '  first log.txt line (its own timestamp); publish = NodePublishVolume call -> answer in the node\'s plugin log;',
       '  old_released = event -> the old node has nothing of the share mounted (host and plugin namespaces);',
       '  to_node_down = kill -> Swarm says Down; comeback: boot request -> Ready (to_ready), plugin answering (to_plugin);',
+      '  install_<n> = docker plugin install from the registry on A; push = A pushing the plugins to it;',
       '  enable_<n> = docker plugin enable on the guest; csi_info_wait_<n> = how long the step waited for the manager to',
       '  know the node\'s CSI node id (from NodeGetInfo).',
+      '  bench: service create -> first write on A, median per way (premounted = the share mounted by hand and',
+      '  bind-mounted; legacy = netvol nfs, a volume-driver mount; cluster = a fresh cluster volume per trial);',
+      '  *_vs_premounted = ratio of medians; create_call/publish_call = CreateVolume/NodePublishVolume medians.',
     ],
   },
 };
 
 function parseArgs(argv) {
-  const o = { timeout: 3600, results: '', keep: false, quiet: false, nfs: '3', csi: false };
+  const o = { timeout: 3600, results: '', keep: false, quiet: false, nfs: '3', csi: false, upgrade: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => argv[++i];
@@ -113,8 +131,9 @@ function parseArgs(argv) {
     else if (a === '--quiet') o.quiet = true;
     else if (a === '--nfs') o.nfs = next();
     else if (a === '--csi') o.csi = true;
+    else if (a === '--upgrade') { o.csi = true; o.upgrade = true; }
     else if (a === '-h' || a === '--help') {
-      console.log('usage: run-cluster.mjs [--csi] [--timeout S] [--results DIR] [--keep] [--quiet] [--nfs 3|4]');
+      console.log('usage: run-cluster.mjs [--csi [--upgrade]] [--timeout S] [--results DIR] [--keep] [--quiet] [--nfs 3|4]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -174,6 +193,10 @@ class Cluster {
     this.events = []; // host-side log of kills, boots and exits, for the summary
   }
 
+  hasStore(n) {
+    return Boolean(this.pluginStore) && (!this.profile.storeOn || this.profile.storeOn.includes(n));
+  }
+
   prepare() {
     for (const d of [this.share, this.disks, path.join(this.share, 'requests'), path.join(this.share, 'swarm')]) fs.mkdirSync(d, { recursive: true });
     for (const n of Object.keys(this.nodes)) fs.mkdirSync(path.join(this.share, 'nodes', n), { recursive: true });
@@ -197,13 +220,14 @@ class Cluster {
     };
     for (const n of Object.keys(this.nodes)) {
       overlay(this.image.LAB_IMAGE, path.join(this.disks, `${n}.qcow2`));
-      if (this.pluginStore) overlay(path.join(this.pluginStore, 'plugins.img'), path.join(this.disks, `${n}-plugins.qcow2`));
+      if (this.hasStore(n)) overlay(path.join(this.pluginStore, 'plugins.img'), path.join(this.disks, `${n}-plugins.qcow2`));
     }
     fs.writeFileSync(path.join(this.share, 'cluster.env'), [
       `LAB_KIND=${this.kind}`,
       `NODES='${Object.keys(this.nodes).join(' ')}'`,
       `WORKERS='${this.workers.join(' ')}'`,
       `NFS_VERSION=${this.o.nfs}`,
+      `UPGRADE=${this.o.upgrade ? 1 : 0}`,
       ...this.profile.env,
       ...Object.entries(this.nodes).map(([n, v]) => `IP_${n}=${v.ip}`),
       ...Object.entries(this.nodes).map(([n, v]) => `MACS_${n}='${v.macs.join(' ')}'`),
@@ -242,7 +266,7 @@ class Cluster {
       '-virtfs', `local,path=${REPO},mount_tag=repo,security_model=none,id=repo`,
       '-virtfs', `local,path=${this.share},mount_tag=results,security_model=none,id=results`,
       // dockerd's plugin store (scripts/lab/plugin-store.sh): /dev/vdb in the guest.
-      ...(this.pluginStore ? ['-drive', `file=${path.join(this.disks, `${n}-plugins.qcow2`)},format=qcow2,if=virtio,cache=writeback`] : []),
+      ...(this.hasStore(n) ? ['-drive', `file=${path.join(this.disks, `${n}-plugins.qcow2`)},format=qcow2,if=virtio,cache=writeback`] : []),
       ...nics,
       '-device', 'virtio-rng-pci',
     ];
@@ -368,6 +392,31 @@ class Cluster {
   }
 }
 
+/**
+ * The plugin store of the CSI lab's manager: the CSI plugin twice (builds lab-1 as :latest and
+ * lab-2 as :next, told apart by /BUILD in their rootfs, for the upgrade step) and the classic
+ * plugin, all under REGISTRY/ names so that `docker plugin push` sends them there. Created on
+ * this host for the reason plugin-store.sh gives; nothing is installed on any node from here.
+ */
+function buildRegistryStore(registry) {
+  const cache = process.env.NETVOL_PLUGIN_CACHE || '/var/cache/netvol-plugin';
+  const dirs = { csi: path.join(cache, 'csi-plugin-lab'), next: path.join(cache, 'csi-plugin-next-lab'), classic: path.join(cache, 'plugin-lab') };
+  const store = path.join(cache, 'store-registry-lab');
+  const run = (cmd, args) => spawnSync(cmd, args, { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] }).status === 0;
+  log(`building the CSI and classic managed plugins for the registry at ${registry}`);
+  if (!run('bash', [path.join(REPO, 'scripts', 'build-plugin.sh'), '--csi', '--out', dirs.csi])) return undefined;
+  if (!run('bash', [path.join(REPO, 'scripts', 'build-plugin.sh'), '--out', dirs.classic])) return undefined;
+  fs.writeFileSync(path.join(dirs.csi, 'rootfs', 'BUILD'), 'lab-1\n');
+  fs.rmSync(dirs.next, { recursive: true, force: true });
+  execFileSync('cp', ['-a', dirs.csi, dirs.next]);
+  fs.writeFileSync(path.join(dirs.next, 'rootfs', 'BUILD'), 'lab-2\n');
+  const ok = run('bash', [path.join(REPO, 'scripts', 'lab', 'plugin-store.sh'),
+    dirs.csi, `${registry}/netvol-csi:latest`, store,
+    dirs.next, `${registry}/netvol-csi:next`,
+    dirs.classic, `${registry}/netvol:latest`]);
+  return ok ? store : undefined;
+}
+
 /** Each worker's clock minus the host's, from its last snapshot: its own epoch vs the file's mtime. */
 function clockSkew(share, workers) {
   const parts = [];
@@ -398,11 +447,11 @@ async function main() {
   log(`${profile.suite} image ready in ${image.seconds.toFixed(0)} s: ${image.LAB_IMAGE}`);
   let pluginStore;
   let pluginSeconds = 0;
-  if (profile.plugin) {
+  if (profile.plugin || profile.registry) {
     const t0 = Date.now();
-    pluginStore = buildPlugin(profile.plugin);
+    pluginStore = profile.registry ? buildRegistryStore(profile.registry) : buildPlugin(profile.plugin);
     pluginSeconds = (Date.now() - t0) / 1000;
-    if (!pluginStore) throw new Error(`the ${profile.plugin.name} plugin could not be built or created (see above)`);
+    if (!pluginStore) throw new Error('the managed plugins could not be built or created (see above)');
   }
 
   const cluster = new Cluster(o, profile, image, results, pluginStore);
