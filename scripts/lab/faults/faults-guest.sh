@@ -4,7 +4,9 @@
 #                                 the host's commands until the host writes <role>/stop
 #   faults-guest.sh ACTION ...    one fault or check, run by the host through the command
 #                                 queue (nfsd-stop, nfsd-start, nfsd-restart, recreate-export,
-#                                 partition, heal, status, nfs-mounts, holders, netvol-restart)
+#                                 partition, heal, smb-start, smb-restart, status, nfs-mounts,
+#                                 holders, netvol-restart, netvol-kill, netvol-start, cifs-start,
+#                                 other-server-up)
 # The role comes from LABROLE=server|client on the kernel command line.
 #   /mnt/host     the repository        /mnt/results  the lab's shared directory on the host
 set -u
@@ -71,6 +73,49 @@ heal() {
   iptables -S | grep -c DROP | sed 's/^/DROP rules left: /'
 }
 
+# Samba on the server's root disk, for a CIFS writer: one share for one user, whose password
+# comes from faults.env (a lab secret). Started only by the fault that needs it.
+SMB_DIR=/srv/smb
+smb_start() {
+  if [ ! -e /run/faultlab/smb.conf.done ]; then
+    mkdir -p "$SMB_DIR" /run/samba /var/log/samba /var/lib/samba/private
+    id faulty > /dev/null 2>&1 || useradd -M -s /usr/sbin/nologin -u 1800 faulty
+    chown faulty "$SMB_DIR"
+    cat > /etc/samba/smb.conf <<SMBCONF
+[global]
+  server role = standalone server
+  disable netbios = yes
+  smb ports = 445
+  server min protocol = SMB2
+  load printers = no
+  printcap name = /dev/null
+  disable spoolss = yes
+  log file = /var/log/samba/log.%m
+  # a client's fsync reaches the disk before Samba answers it
+  strict sync = yes
+[lab]
+  path = $SMB_DIR
+  valid users = faulty
+  read only = no
+SMBCONF
+    printf '%s\n%s\n' "$SMB_PASSWORD" "$SMB_PASSWORD" | smbpasswd -s -a faulty > /dev/null || return 1
+    touch /run/faultlab/smb.conf.done
+  fi
+  smbd -D || return 1
+  local i
+  for i in $(seq 1 60); do ss -ltn | grep -q ':445 ' && break; sleep 0.5; done
+  echo "smbd listening: $(ss -ltn | grep -c ':445 ') socket(s), pid $(pgrep -o smbd)"
+}
+# What `systemctl restart smbd` does: stop every smbd (the parent and each client's child),
+# then start it again; the client's TCP connection is reset and it must reconnect.
+smb_restart() {
+  local i
+  pkill smbd
+  for i in $(seq 1 40); do pgrep smbd > /dev/null || break; sleep 0.25; done
+  pgrep smbd > /dev/null && pkill -9 smbd
+  smb_start
+}
+
 # ------------------------------------------------------------------ client actions
 # GET /netvol/status on the plugin socket (the CLI's own request, without loading the CLI).
 netvol_status() {
@@ -93,6 +138,39 @@ netvol_start() {
   local i
   for i in $(seq 1 120); do netvol_status > /dev/null 2>&1 && break; sleep 0.5; done
   if netvol_status > /dev/null 2>&1; then say "netvol up (pid $(cat /run/faultlab/netvol.pid)): $*"; else say "netvol does not answer"; tail -20 /var/log/netvol/nfs.log; return 1; fi
+}
+# A second NFS server, on the client itself (loopback): the "other server" whose volume must
+# keep working while the lab's server is cut off.
+other_server_up() {
+  mountpoint -q /proc/fs/nfsd && { echo "already up"; return 0; }
+  modprobe nfsd
+  mkdir -p /srv/other /var/lib/nfs/v4recovery /run/rpc_pipefs
+  chmod 0777 /srv/other
+  mount -t rpc_pipefs sunrpc /run/rpc_pipefs 2>/dev/null
+  mount -t nfsd nfsd /proc/fs/nfsd
+  echo "/srv/other 127.0.0.1(rw,sync,no_root_squash,no_subtree_check)" > /etc/exports
+  echo 10 > /proc/fs/nfsd/nfsv4gracetime 2>/dev/null
+  echo 10 > /proc/fs/nfsd/nfsv4leasetime 2>/dev/null
+  ( ulimit -n 4096; exportfs -ra && rpc.mountd && rpc.nfsd 4 )
+  echo "second nfs server up on 127.0.0.1: $(exportfs -v | tr -s ' \t\n' ' ')"
+}
+# The classic CIFS driver beside the NFS one, as a second systemd unit would run it.
+cifs_start() {
+  [ -S /run/docker/plugins/cifs.sock ] && { echo "already up"; return 0; }
+  modprobe cifs 2>/dev/null
+  echo "=== start $(date -u +%FT%TZ): netvol cifs $*" >> /var/log/netvol/cifs.log
+  setsid node "$CLI" cifs "$@" >> /var/log/netvol/cifs.log 2>&1 < /dev/null &
+  echo $! > /run/faultlab/cifs.pid
+  setsid tail -n +1 -F /var/log/netvol/cifs.log >> "$OUT/netvol-cifs-$(cat /proc/sys/kernel/random/boot_id).log" 2>/dev/null < /dev/null &
+  local i
+  for i in $(seq 1 120); do [ -S /run/docker/plugins/cifs.sock ] && break; sleep 0.5; done
+  if [ -S /run/docker/plugins/cifs.sock ]; then echo "netvol cifs up (pid $(cat /run/faultlab/cifs.pid))"; else tail -20 /var/log/netvol/cifs.log; return 1; fi
+}
+# A crash: SIGKILL, no cleanup; the socket file stays behind as it would.
+netvol_kill() {
+  local pid; pid=$(cat /run/faultlab/netvol.pid)
+  kill -9 "$pid" && echo "netvol pid $pid killed (SIGKILL)"
+  for i in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
 }
 netvol_restart() {
   local pid i
@@ -240,6 +318,12 @@ case "${1:-}" in
   recreate-export) recreate_export ;;
   partition) partition ;;
   heal) heal ;;
+  smb-start) smb_start ;;
+  smb-restart) smb_restart ;;
+  other-server-up) other_server_up ;;
+  cifs-start) shift; cifs_start "$@" ;;
+  netvol-kill) netvol_kill ;;
+  netvol-start) shift; netvol_start "$@" ;;
   # Who still holds the volume's mount after its last container is gone (an EBUSY umount).
   holders)
     # by the superblock's device number: inside a container the mountpoint reads /data

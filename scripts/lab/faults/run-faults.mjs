@@ -5,7 +5,10 @@
 //   server guest (192.168.77.1)  knfsd; its export /srv/export is a file system of its own
 //                                (a second disk, a third to re-create it on)
 //   client guest (192.168.77.2)  netvol (nfs -v 4 --health-interval 5, started before dockerd)
-//                                and dockerd; the writer container runs here
+//                                and dockerd; the writer container runs here. Started by the
+//                                faults that need them: netvol cifs (Samba restart) and a
+//                                second knfsd on the client's loopback (the "other server"
+//                                during the partition)
 //
 // The wire is a pair of UDP sockets on the host's loopback (qemu's `-netdev socket,udp=`),
 // not the cluster lab's TCP listen/connect pair: either guest can be killed and booted again
@@ -36,6 +39,9 @@ const GUEST_SCRIPT = '/mnt/host/scripts/lab/faults/faults-guest.sh';
 const MOUNT_TIMEOUT = 15;
 const NETVOL_ARGS = `nfs -v 4 --mount-timeout ${MOUNT_TIMEOUT} --health-interval 5 --verbose`;
 const OUTAGE_S = 60;
+const PARTITION_S = 45;
+// The Samba user's password: a lab secret, in faults.env for both guests.
+const SMB_PASSWORD = `lab-${Math.random().toString(36).slice(2, 12)}`;
 const VOLUME = 'faultvol';
 
 const GUESTS = {
@@ -55,7 +61,7 @@ function parseArgs(argv) {
     else if (a === '--no-wait') o.wait = false;
     else if (a === '--timeout') o.timeout = Number(next());
     else if (a === '-h' || a === '--help') {
-      console.log('usage: run-faults.mjs [--only restart,stop,stale,partition,lazy,server-cut,client-cut,lazy-noprobe] [--results DIR] [--keep] [--quiet] [--no-wait] [--timeout S]');
+      console.log('usage: run-faults.mjs [--only restart,stop,stale,partition,netvol-kill,samba,samba-hard,lazy,server-cut,client-cut,lazy-noprobe] [--results DIR] [--keep] [--quiet] [--no-wait] [--timeout S]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -251,6 +257,7 @@ class Lab {
       `MAC_server=${GUESTS.server.mac}`, `MAC_client=${GUESTS.client.mac}`,
       'NET=192.168.77.0/24',
       `NETVOL_ARGS='${NETVOL_ARGS}'`,
+      `SMB_PASSWORD='${SMB_PASSWORD}'`,
       '',
     ].join('\n'));
     this.ports = { server: await freeUdpPort(), client: await freeUdpPort() };
@@ -372,10 +379,10 @@ function writerView(ev, faultAt, healAt) {
  * The server's own copy of a records file (read from its disk, not through any client's
  * cache), checked against the writer's acknowledgements by check-records.mjs.
  */
-async function checkOnServer(lab, name, dir = '/srv/export') {
+async function checkOnServer(lab, name, dir = '/srv/export', guest = lab.server) {
   const copy = path.join(lab.share, 'checks', `${name}.server.rec`);
   fs.rmSync(copy, { force: true });
-  const r = await lab.server.sh(`cp ${dir}/${name}.rec /mnt/results/checks/${name}.server.rec && ls -l --time-style=+%T ${dir}/${name}.rec`, { timeout: 60, allowFail: true });
+  const r = await guest.sh(`cp ${dir}/${name}.rec /mnt/results/checks/${name}.server.rec && ls -l --time-style=+%T ${dir}/${name}.rec`, { timeout: 60, allowFail: true });
   const v = { records: `${dir}/${name}.rec`, missing: r.rc === 0 ? false : r.out.slice(-200), ...checkRecords(readText(copy), parseEvents(readText(path.join(lab.share, 'acks', `${name}.log`)))) };
   fs.writeFileSync(path.join(lab.share, 'checks', `${name}.json`), JSON.stringify(v, null, 2));
   return v;
@@ -422,8 +429,8 @@ const SCENARIOS = [];
 const scenario = (name, fault, fn) => SCENARIOS.push({ name, fault, fn });
 
 /** A writer through one fault: start, n acks, fault, heal, n acks after the heal, stop, check. */
-async function throughFault(lab, row, name, inject, heal, { resumeTimeout = 180 } = {}) {
-  const w = await new Writer(lab, name).start();
+async function throughFault(lab, row, name, inject, heal, { resumeTimeout = 180, volume = VOLUME, dir = '/srv/export' } = {}) {
+  const w = await new Writer(lab, name, volume).start();
   await w.acks(15, 90);
   const faultAt = Date.now();
   row.figures.fault = await inject();
@@ -434,7 +441,7 @@ async function throughFault(lab, row, name, inject, heal, { resumeTimeout = 180 
   row.stall = view.stall;
   row.saw = view.summary;
   row.notes.push(`writer: longest gap between acks ${view.stall} s (from ${view.stallAt} s after the fault); writes resumed ${view.resumedAfterHeal} s after the ${heal ? 'heal' : 'fault'}; ${view.errorCount ? view.errors.join('; ') : 'no errors'}${view.slowest ? `; ${view.slowest}` : ''}`);
-  addVerdict(row, await checkOnServer(lab, name), name);
+  addVerdict(row, await checkOnServer(lab, name, dir), name);
   return { w, view, faultAt, healAt };
 }
 
@@ -495,16 +502,89 @@ scenario('stale', 'export re-created (new fsid)', async (lab, row) => {
   if (next.startSeconds !== undefined) addVerdict(row, await checkOnServer(lab, 'stale-next'), 'stale-next (new file system)');
 });
 
-scenario('partition', `network partition ${OUTAGE_S} s`, async (lab, row) => {
+// The partition, with a second volume on another server (a knfsd on the client's loopback)
+// written to throughout: it must keep going, a new container on it must start, and netvol's
+// socket must answer, while every call to the cut-off server hangs.
+scenario('partition', `network partition ${PARTITION_S} s`, async (lab, row) => {
+  row.notes.push((await lab.client.action('other-server-up', { timeout: 120 })).out.split('\n').at(-1));
+  await lab.client.sh('docker volume create -d nfs --name othervol -o share=127.0.0.1:/srv/other > /dev/null', { timeout: 60 });
+  const other = await new Writer(lab, 'partition-other', 'othervol').start();
+  await other.acks(5, 90);
   await throughFault(lab, row, 'partition', async () => (await lab.server.action('partition')).out, async (faultAt) => {
-    await sleep(OUTAGE_S * 1000 / 2);
+    await sleep(15_000);
     const st = await netvolStatus(lab);
-    row.notes.push(`netvol status ${secs(Date.now() - faultAt)} s into the partition (answered in ${secs(st.ms)} s): ${fmtHealth(st.volume)}`);
-    await sleep(Math.max(0, faultAt + OUTAGE_S * 1000 - Date.now()));
+    row.notes.push(`netvol status ${secs(Date.now() - faultAt)} s into the partition (answered in ${secs(st.ms)} s): ${fmtHealth(st.volume)}; othervol: ${fmtHealth(volumeStatus(st.raw, 'othervol'))}`);
+    if (st.ms > 5000 || !st.volume) row.failures.push(`netvol status during the partition: ${st.ms} ms, ${st.raw.slice(0, 200)}`);
+    // The other server's volume: its writer goes on, and a new container starts on it.
+    const during = [...other.events().acks.values()].filter(([, end]) => end > faultAt + 2000).length;
+    row.figures.other_acks = during;
+    // fsync of the one file (dd conv=fsync): sync(1) would flush every file system, the
+    // cut-off share's too, and wait for the partition to end.
+    const run = await lab.client.sh("docker run --rm --network none -v othervol:/data busybox sh -c 'echo during | dd of=/data/during.txt conv=fsync 2>/dev/null && cat /data/during.txt'", { timeout: 60, allowFail: true });
+    row.figures.other_run = secs(run.seconds * 1000);
+    row.notes.push(`other server's volume ${secs(Date.now() - faultAt)} s into the partition: its writer acknowledged ${during} records since the cut; a new container on it: exit ${run.rc} in ${row.figures.other_run} s (${run.out.trim()})`);
+    if (during < 5) row.failures.push(`the writer on the other server's volume acknowledged only ${during} records during the partition`);
+    if (run.rc !== 0 || run.out.trim() !== 'during') row.failures.push(`a new container on the other server's volume failed during the partition (exit ${run.rc}): ${run.out.slice(-200)}`);
+    await sleep(Math.max(0, faultAt + PARTITION_S * 1000 - Date.now()));
     await lab.server.action('heal');
     return Date.now();
   }, { resumeTimeout: 300 });
+  await other.remove(row);
+  addVerdict(row, await checkOnServer(lab, 'partition-other', '/srv/other', lab.client), 'partition-other');
 });
+
+// netvol killed under a running writer: the kernel mount does not need the daemon, so the
+// writer must not notice; the new netvol must adopt the mount (status shows it mounted, one
+// mount ID) and unmount it when the container leaves.
+scenario('netvol-kill', 'netvol SIGKILLed mid-write', async (lab, row) => {
+  const w = await new Writer(lab, 'netvol-kill').start();
+  await w.acks(15, 90);
+  const k = await lab.client.action('netvol-kill', { timeout: 30 });
+  const faultAt = Date.now();
+  row.notes.push(k.out.split('\n')[0]);
+  // The daemon stays dead for 10 s; the writer's records go on regardless.
+  await sleep(10_000);
+  const whileDead = [...w.events().acks.values()].filter(([, end]) => end > faultAt).length;
+  row.figures.acks_while_down = whileDead;
+  if (whileDead < 10) row.failures.push(`only ${whileDead} records acknowledged in the 10 s netvol was dead`);
+  const restarted = await lab.client.action(`netvol-start ${NETVOL_ARGS}`, { timeout: 120 });
+  const healAt = Date.now();
+  row.figures.restart = secs(restarted.seconds * 1000);
+  row.notes.push(`${whileDead} records acknowledged while netvol was dead; restarted: ${restarted.out.split('\n').at(-1)} (${row.figures.restart} s)`);
+  const st = await netvolStatus(lab);
+  row.notes.push(`netvol status after the restart: ${fmtHealth(st.volume)}`);
+  if (!st.volume || !st.volume.mounted || st.volume.mounts !== 1) row.failures.push(`after the restart netvol does not hold the running writer's mount: ${fmtHealth(st.volume)}`);
+  const rec = netvolLog(lab, /Reconcile|Leftover|adopt/i).filter((x) => !x.time || x.time >= faultAt);
+  if (rec.length) row.notes.push(`netvol at start: ${rec.slice(0, 4).map(logBrief).join(' | ')}`);
+  await w.acks(15, 60, healAt);
+  const mp = lab.mountpoints[VOLUME];
+  await w.remove(row);
+  const left = (await lab.client.action('nfs-mounts', { timeout: 20, allowFail: true })).out.split('\n').filter((l) => l.startsWith(`${mp} `));
+  if (left.length) row.failures.push(`the adopted mount stayed after its container left: ${left.join('; ')}`);
+  const view = writerView(w.events(), faultAt, healAt);
+  row.stall = view.stall;
+  row.saw = `${view.summary}; ${whileDead} acks while netvol was dead; adopted, unmounted after the container`;
+  row.notes.push(`writer: longest gap between acks ${view.stall} s; ${view.errorCount ? view.errors.join('; ') : 'no errors'}`);
+  addVerdict(row, await checkOnServer(lab, 'netvol-kill'), 'netvol-kill');
+});
+
+// Samba restarted under a CIFS writer (the classic cifs driver): the client reconnects; what
+// the writer sees is the measurement, lost records the check. Twice: with the kernel's
+// default (soft) and with cifsopts=hard, the option the README tells users to add.
+async function sambaRestart(lab, row, name, { hard = false } = {}) {
+  row.notes.push((await lab.server.action('smb-start', { timeout: 90 })).out.split('\n').at(-1));
+  row.notes.push((await lab.client.action('cifs-start --mount-timeout 15 --verbose', { timeout: 150 })).out.split('\n').at(-1));
+  const volume = `smb-${name}`;
+  await lab.client.sh(`docker volume create -d cifs --name ${volume} -o share=${GUESTS.server.ip}/lab -o username=faulty -o password=${SMB_PASSWORD}${hard ? ' -o cifsopts=hard' : ''} > /dev/null`, { timeout: 60 });
+  await throughFault(lab, row, name, async () => (await lab.server.action('smb-restart', { timeout: 90 })).out, null, { volume, dir: '/srv/smb' });
+  // netvol's unmount delay, then umount: the share must be gone soon after its last container.
+  const cifsMounts = async () => (await lab.client.sh("awk '{ for (i = 7; $i != \"-\"; i++); if ($(i+1) == \"cifs\" || $(i+1) == \"smb3\") print $5, $(i+3) }' /proc/self/mountinfo", { timeout: 20, allowFail: true })).out.trim();
+  let mounts = await cifsMounts();
+  for (let i = 0; i < 10 && mounts; i++) { await sleep(1500); mounts = await cifsMounts(); }
+  if (mounts) row.failures.push(`a CIFS mount stayed 15 s after the writer left: ${mounts}`);
+}
+scenario('samba', 'Samba restarted (CIFS, soft)', (lab, row) => sambaRestart(lab, row, 'samba'));
+scenario('samba-hard', 'Samba restarted (cifsopts=hard)', (lab, row) => sambaRestart(lab, row, 'samba-hard', { hard: true }));
 
 // Issue item 3: what netvol's lazy detach leaves behind when the server comes back. The
 // container removed while the server is gone is an idle one: a process blocked in fsync on
