@@ -121,13 +121,16 @@ push_plugins() {
 # docker plugin install from the registry, as on every node of a real Swarm: under the short
 # name volumes are made with (--alias), settings on the command line, disabled so that
 # enable_plugin's patient enable starts it. Skipped when an earlier boot installed it.
+# MOUNT_TIMEOUT=20: under emulation Samba on the manager can take longer than the default 10 s
+# to answer a mount or a directory operation; swarmkit repeats a call that outlives its 15 s,
+# and CreateVolume and NodePublishVolume are idempotent.
 install_plugin() {
   docker plugin inspect "$PLUGIN" > /dev/null 2>&1 && return 0
   wait_file 900 "$RES/registry/pushed" || { say "nothing pushed to the registry"; return 1; }
   local t0 t1 rc
   t0=$(date +%s.%N)
   docker plugin install --disable --grant-all-permissions --alias "$PLUGIN" "$PLUGIN_REMOTE" \
-    VERBOSE=true EARLY_SOCKET=true > "$OUT/plugin-install.out" 2>&1
+    VERBOSE=true EARLY_SOCKET=true MOUNT_TIMEOUT=20 > "$OUT/plugin-install.out" 2>&1
   rc=$?
   t1=$(date +%s.%N)
   printf '{"boot":"%s","started":%s,"done":%s,"rc":%s}\n' "$BOOT_ID" "$t0" "$t1" "$rc" >> "$OUT/plugin-install.jsonl"
