@@ -4,7 +4,12 @@
 #   sh netvol-node-setup.sh TARBALL NAME PROTOCOL [NETVOL FLAGS...]
 #
 # Unpacks netvol under /var/lib/boot2docker (the only place that survives a reboot), makes
-# bootlocal.sh start it at boot, (re)starts it now and waits until its socket answers.
+# bootsync.sh start it at boot, (re)starts it now and waits until its socket answers.
+#
+# Why bootsync.sh: boot2docker's bootscript runs bootsync.sh and waits for it, then starts
+# dockerd without waiting, then bootlocal.sh in the background. From bootlocal.sh netvol races
+# dockerd's restore of --restart always containers; from bootsync.sh its socket is there before
+# dockerd starts (the boot2docker lab, npm run test:boot2docker, measures both).
 # The last line it prints is "ok (socket answered)" or "FAILED: <reason>".
 # NETVOL_NODE_ROOT prefixes every node path (tests run it outside a VM).
 set -eu
@@ -26,6 +31,7 @@ case $name in '' | *[!A-Za-z0-9_.-]*) fail "invalid name '$name' (letters, digit
 root=${NETVOL_NODE_ROOT:-}
 persist=/var/lib/boot2docker
 app=$persist/netvol
+bootsync=$persist/bootsync.sh
 bootlocal=$persist/bootlocal.sh
 socket=/run/docker/plugins/$name.sock
 pidfile=$root/var/run/netvol-$name.pid
@@ -74,16 +80,25 @@ fi
 mv "$root$app.new" "$root$app"
 rm -rf "$root$app.old"
 
-# One start line per daemon name, found by its marker: a second install replaces it.
+# One start line per daemon name, found by its marker: a second install replaces it, and an
+# install before bootsync.sh was the hook leaves one in bootlocal.sh, removed here.
 line="$app/bin/netvol-start $(q "$name") $(q "$protocol")"
 for arg in "$@"; do line="$line $(q "$arg")"; done
 line="$line # netvol:$name"
-[ -f "$root$bootlocal" ] || printf '#!/bin/sh\n' >"$root$bootlocal"
-awk -v marker=" # netvol:$name" 'substr($0, length($0) - length(marker) + 1) != marker' "$root$bootlocal" >"$root$bootlocal.tmp"
-printf '%s\n' "$line" >>"$root$bootlocal.tmp"
-cat "$root$bootlocal.tmp" >"$root$bootlocal"
-rm -f "$root$bootlocal.tmp"
-chmod +x "$root$bootlocal"
+without_line() {
+  awk -v marker=" # netvol:$name" 'substr($0, length($0) - length(marker) + 1) != marker' "$1" >"$1.tmp"
+}
+[ -f "$root$bootsync" ] || printf '#!/bin/sh\n' >"$root$bootsync"
+without_line "$root$bootsync"
+printf '%s\n' "$line" >>"$root$bootsync.tmp"
+cat "$root$bootsync.tmp" >"$root$bootsync"
+rm -f "$root$bootsync.tmp"
+chmod +x "$root$bootsync"
+if grep -qs " # netvol:$name\$" "$root$bootlocal"; then
+  without_line "$root$bootlocal"
+  cat "$root$bootlocal.tmp" >"$root$bootlocal"
+  rm -f "$root$bootlocal.tmp"
+fi
 
 pid=$(NETVOL_NODE_ROOT=$root "$root$app/bin/netvol-start" "$name" "$protocol" "$@") || fail "netvol-start failed"
 

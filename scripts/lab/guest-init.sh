@@ -79,7 +79,7 @@ start_docker() {
 }
 # dockerd is slow to start under TCG: start it now, in parallel with the servers, unless this
 # boot checks what dockerd does with existing volumes at start (then the plugins come first)
-[ "$LAB_MODE" != reboot2 ] && [ "$LAB_MODE" != debug ] && start_docker
+case $LAB_MODE in reboot2 | debug | b2d*) ;; *) start_docker ;; esac
 
 # --- NFS server (and the client-side helpers an NFSv3 mount needs) ---
 mkdir -p /run/rpcbind /var/lib/nfs/sm /var/lib/nfs/sm.bak /var/lib/nfs/v4recovery /run/rpc_pipefs
@@ -111,6 +111,8 @@ EXPORTS
 )
 say "nfs server up: $(cat /proc/fs/nfsd/versions)"
 # --mode debug: run the results dir's debug.sh with the servers up, then stop.
+# boot2docker lab: the rest of the boot is boot2docker's (its hooks, then dockerd).
+case $LAB_MODE in b2d*) exec /bin/bash "$LAB/boot2docker-lab.sh" ;; esac
 if [ "$LAB_MODE" = debug ]; then
   bash "$RES/debug.sh" > "$RES/debug.out" 2>&1
   say "debug.sh done"; sync; exit 0

@@ -6,13 +6,15 @@
 // dockerd and run scripts/lab/scenarios.sh, then prints the report and exits non-zero on any
 // failure or timeout.
 //
-// Usage: node scripts/lab/run-lab.mjs [--mode scenarios|smoke|demo|bench] [--only s1a,s3] [--no-reboot]
+// Usage: node scripts/lab/run-lab.mjs [--mode scenarios|smoke|demo|bench|systemd|boot2docker] [--only s1a,s3] [--no-reboot]
 //                                     [--suite bookworm|forky] [--timeout SECONDS] [--results DIR] [--keep]
 // --suite forky runs the classic driver's scenarios on the CSI lab's Docker 28 image.
 // Environment: NETVOL_LAB_CACHE (image cache dir, default /var/cache/netvol-lab),
 //              NETVOL_LAB_MEM (MiB, default 2048), NETVOL_LAB_CPUS (default 2).
 // --mode systemd (npm run test:systemd) boots systemd as PID 1 twice on one persistent disk and
 // runs scripts/lab/systemd-lab.sh: install.sh, socket activation, a reboot.
+// --mode boot2docker (npm run test:boot2docker) boots three times with a throwaway root and one
+// persistent disk, the hooks run in boot2docker's order: scripts/lab/boot2docker-lab.sh.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -36,7 +38,7 @@ function parseArgs(argv) {
     else if (a === '--keep') o.keep = true;
     else if (a === '--quiet') o.quiet = true;
     else if (a === '-h' || a === '--help') {
-      console.log('usage: run-lab.mjs [--mode scenarios|smoke|demo|bench] [--only s1a,s3] [--no-reboot] [--suite bookworm|forky] [--timeout S] [--results DIR]');
+      console.log('usage: run-lab.mjs [--mode scenarios|smoke|demo|bench|systemd|boot2docker] [--only s1a,s3] [--no-reboot] [--suite bookworm|forky] [--timeout S] [--results DIR]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -82,6 +84,16 @@ export function ensureBuild() {
   const r = spawnSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
   if (r.status !== 0) return `npm run build failed (exit ${r.status}); using whatever dist/ holds`;
   return 'built dist/ with npm run build';
+}
+
+/**
+ * The secret watcher the CIFS scenarios run in the guests (scripts/lab/cmdline-watch.c),
+ * compiled static into DIR/cmdline-watch (a directory the guests see). Needs gcc and libc6-dev.
+ */
+export function buildCmdlineWatch(dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  const r = spawnSync('cc', ['-static', '-O2', '-Wall', '-o', path.join(dir, 'cmdline-watch'), path.join(HERE, 'cmdline-watch.c')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`cannot build scripts/lab/cmdline-watch.c (cc -static; needs gcc and libc6-dev): ${r.error ? r.error.message : r.stderr}`);
 }
 
 /**
@@ -145,8 +157,9 @@ export function systemdBoot() {
 
 // Boot the guest once. init: PID 1 (the image's /sbin/lab-init stub unless told otherwise);
 // append: more kernel arguments. Resolves with { code, timedOut, seconds }.
-export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, resultsDir, env, timeoutSec, consoleLog, quiet, onLine, pluginDir, init = '/sbin/lab-init', append = '' }) {
+export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, resultsDir, env, timeoutSec, consoleLog, quiet, onLine, pluginDir, dataDisks = [], init = '/sbin/lab-init', append = '' }) {
   fs.mkdirSync(resultsDir, { recursive: true });
+  buildCmdlineWatch(path.join(resultsDir, 'bin'));
   fs.writeFileSync(path.join(resultsDir, 'lab.env'),
     Object.entries(env).map(([k, v]) => `${k}='${String(v).replace(/'/g, '')}'`).join('\n') + '\n');
   const mem = process.env.NETVOL_LAB_MEM || '2048';
@@ -162,6 +175,8 @@ export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, res
     '-virtfs', `local,path=${resultsDir},mount_tag=results,security_model=none,id=results`,
     // The managed plugin's store (scripts/lab/plugin-store.sh), a second disk: /dev/vdb.
     ...(pluginDir ? ['-drive', `file=${path.join(pluginDir, 'plugins.img')},format=raw,if=virtio,cache=unsafe,snapshot=on`] : []),
+    // The boot2docker lab's persistent disks (the root disk is a snapshot there): /dev/vdb, vdc.
+    ...dataDisks.flatMap((d) => ['-drive', `file=${d},format=raw,if=virtio,cache=unsafe`]),
     '-device', 'virtio-rng-pci',
   ];
   const t0 = Date.now();
@@ -302,6 +317,32 @@ async function main() {
       { name: 'systemd2', env: { LAB_MODE: 'systemd2' }, persistent: true, systemd: true });
   }
 
+  // boot2docker lab: three boots of a throwaway root (boot2docker's root is a RAM disk), the
+  // node's persistent disk and the file server's (scripts/lab/boot2docker-lab.sh); the first
+  // boot installs from a tarball.
+  const dataDisks = [];
+  if (o.mode === 'boot2docker') {
+    boots.splice(0, boots.length,
+      { name: 'b2d1', env: { LAB_MODE: 'b2d1' } },
+      { name: 'b2d2', env: { LAB_MODE: 'b2d2' } },
+      { name: 'b2d3', env: { LAB_MODE: 'b2d3' } });
+    for (const [file, label] of [['b2d-data.img', 'boot2docker-data'], ['b2d-server.img', 'fileserver']]) {
+      const disk = path.join(results, file);
+      fs.rmSync(disk, { force: true });
+      fs.writeFileSync(disk, '');
+      fs.truncateSync(disk, 2 * 1024 ** 3);
+      const mk = spawnSync('mkfs.ext4', ['-q', '-F', '-L', label, disk], { stdio: 'inherit' });
+      if (mk.status !== 0) throw new Error(`mkfs.ext4 of ${disk} failed`);
+      dataDisks.push(disk);
+    }
+    const tgz = path.join(results, 'b2d1', 'netvol-install.tgz');
+    fs.mkdirSync(path.dirname(tgz), { recursive: true });
+    const mt = spawnSync('sh', [path.join(REPO, 'packaging', 'boot2docker', 'make-tarball.sh'), tgz], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
+    if (mt.status !== 0) throw new Error('packaging/boot2docker/make-tarball.sh failed');
+  }
+  // What a boot needs from the one before it: the report row that says it ended cleanly.
+  const needs = { reboot2: ['reboot1'], systemd2: ['systemd1', 'before_reboot'], b2d2: ['b2d1', 'before_poweroff'], b2d3: ['b2d2', 'before_poweroff'] };
+
   let overlay = '';
   let firstBootClean = false;
   for (let i = 0; i < boots.length; i++) {
@@ -309,8 +350,8 @@ async function main() {
     const dir = path.join(results, b.retry ? `${b.name}-retry` : b.name);
     // The second boot only means something after a clean first one: a killed qemu leaves the
     // shared overlay half-written.
-    if ((b.name === 'reboot2' || b.name === 'systemd2') && !firstBootClean) {
-      rows.push({ name: b.name === 'reboot2' ? 's9_boot2' : 'systemd2', status: 'skip', seconds: 0, detail: `${b.name === 'reboot2' ? 'reboot1' : 'systemd1'} did not finish cleanly` });
+    if (needs[b.name] && !firstBootClean) {
+      rows.push({ name: b.name === 'reboot2' ? 's9_boot2' : b.name, status: 'skip', seconds: 0, detail: `${needs[b.name][0]} did not finish cleanly` });
       continue;
     }
     let img = image.LAB_IMAGE, format = 'raw', snapshot = true;
@@ -322,11 +363,11 @@ async function main() {
       }
       img = overlay; format = 'qcow2'; snapshot = false;
     }
-    const timeoutSec = o.timeout || (b.name === 'main' ? (o.mode === 'scenarios' ? 2400 : o.mode === 'bench' ? 1500 : 600) : b.name === 'systemd1' ? 600 : 420);
+    const timeoutSec = o.timeout || (b.name === 'main' ? (o.mode === 'scenarios' ? 2400 : o.mode === 'bench' ? 1500 : 600) : b.name === 'systemd1' || b.name === 'b2d1' ? 600 : 420);
     log(`boot ${b.name} (mode ${b.env.LAB_MODE}${b.env.LAB_ONLY ? `, only ${b.env.LAB_ONLY}` : ''}), timeout ${timeoutSec} s, console -> ${dir}/console.log`);
     fs.mkdirSync(dir, { recursive: true });
     const r = await boot({
-      img, format, snapshot, kernel: image.LAB_KERNEL, initrd: image.LAB_INITRD, resultsDir: dir, env: b.env, pluginDir: b.name === 'main' ? pluginDir : undefined,
+      img, format, snapshot, kernel: image.LAB_KERNEL, initrd: image.LAB_INITRD, resultsDir: dir, env: b.env, pluginDir: b.name === 'main' ? pluginDir : undefined, dataDisks,
       timeoutSec, consoleLog: path.join(dir, 'console.log'), quiet: o.quiet, ...(b.systemd ? systemdBoot() : {}),
     });
     log(`boot ${b.name} ended after ${r.seconds.toFixed(0)} s${r.timedOut ? ' (TIMEOUT)' : ''}`);
@@ -346,8 +387,9 @@ async function main() {
     }
     if (r.timedOut) anyTimeout = true;
     if (b.name === 'reboot1') firstBootClean = !r.timedOut && !!rep && rep.scenarios.every((x) => x.status === 'pass');
-    // The systemd lab's second boot needs only the first one's lines and an orderly reboot.
-    if (b.name === 'systemd1') firstBootClean = !r.timedOut && !!rep && rep.scenarios.some((x) => x.name === 'before_reboot' && x.status === 'pass');
+    // The systemd and boot2docker labs' next boot needs only an orderly end of this one.
+    const next = Object.entries(needs).find(([, [prev]]) => prev === b.name && prev !== 'reboot1');
+    if (next) firstBootClean = !r.timedOut && !!rep && rep.scenarios.some((x) => x.name === next[1][1] && x.status === 'pass');
     if (!rep) {
       rows.push({ name: `${b.name}:report`, status: 'fail', seconds: r.seconds, detail: `no report.json (qemu exit ${r.code}${r.timedOut ? ', timeout' : ''}); the console ended:\n${consoleTail(path.join(dir, 'console.log'))}` });
     } else {
@@ -356,6 +398,7 @@ async function main() {
     }
   }
   if (overlay && !o.keep) fs.rmSync(overlay, { force: true });
+  if (!o.keep) for (const d of dataDisks) fs.rmSync(d, { force: true });
   if (o.mode === 'bench') keepBenchResults(path.join(results, 'main'));
   // The demo is for reading: its narration (commands, the file on the server) goes to the screen.
   if (o.mode === 'demo') {

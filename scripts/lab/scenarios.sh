@@ -197,7 +197,7 @@ s2_versions_cleanup() { docker rm -f s2v4 s2v3 s2o41 s2o3; docker volume rm s2v4
 s3_cifs() {
   local execlines; execlines=$(wc -l < /run/lab/exec.log)
   printf '%s' "$PW" > /run/lab/pw.pattern
-  node "$LAB/cmdline-watch.mjs" /run/lab/pw.pattern /run/lab/cmdline-hits.txt & local watch=$!
+  "$RES/bin/cmdline-watch" /run/lab/pw.pattern /run/lab/cmdline-hits.txt & local watch=$!
   sleep 1
   step "credentials from options"
   run docker volume create -d cifs --name s3opt -o share=$SRV/private -o username=alice -o "password=$PW"

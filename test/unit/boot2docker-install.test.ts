@@ -121,7 +121,8 @@ describe('packaging/boot2docker/install-netvol.sh', () => {
     // mg0 works (and still has netshare in its profile), mg1's daemon fails at start, wk0 is stopped.
     for (const name of ['mg0', 'mg1', 'wk0']) mkdirSync(node(name, 'home'), { recursive: true });
     for (const name of ['mg0', 'mg1']) mkdirSync(node(name, 'var/lib/boot2docker'), { recursive: true });
-    writeFileSync(node('mg0', 'var/lib/boot2docker/bootlocal.sh'), '#!/bin/sh\necho mine\n');
+    writeFileSync(node('mg0', 'var/lib/boot2docker/bootlocal.sh'), "#!/bin/sh\necho mine\n/var/lib/boot2docker/netvol/bin/netvol-start 'nfs' 'nfs' # netvol:nfs\n");
+    writeFileSync(node('mg0', 'var/lib/boot2docker/bootsync.sh'), '#!/bin/sh\necho sync\n');
     writeFileSync(node('mg0', 'var/lib/boot2docker/profile'), 'sudo nohup /home/docker/docker-volume-netshare nfs -v 3 &\n');
     writeFileSync(node('mg1', 'fail-start'), '');
     writeFileSync(node('wk0', 'stopped'), '');
@@ -175,7 +176,8 @@ describe('packaging/boot2docker/install-netvol.sh', () => {
   });
 
   it('starts the daemon now, detached, logging to /var/log/netvol.log, with the flags intact', () => {
-    const daemon = ['nfs', '--socket', '/run/docker/plugins/nfs.sock', '-v', '3', '-o', NASTY];
+    // The state on the persistent disk: boot2docker's root is in RAM.
+    const daemon = ['nfs', '--socket', '/run/docker/plugins/nfs.sock', '--state-dir', '/var/lib/boot2docker/netvol-state', '-v', '3', '-o', NASTY];
     // The readiness polls and the daemon's own start may interleave in the log.
     const [statuses, starts] = partition(calls(node('mg0', 'netvol-calls.log')), (call) => call[0] === 'status');
     expect(starts).toEqual([daemon]);
@@ -187,9 +189,12 @@ describe('packaging/boot2docker/install-netvol.sh', () => {
     expect(spawnSync('find', [dir, '-name', 'PWNED']).stdout.toString()).toBe('');
   });
 
-  it('adds one start line to bootlocal.sh, which a shell parses back into the same flags', () => {
-    expect(readFileSync(node('mg0', 'var/lib/boot2docker/bootlocal.sh'), 'utf8')).toBe(`#!/bin/sh\necho mine\n${START_LINE}\n`);
-    expect(readFileSync(node('mg1', 'var/lib/boot2docker/bootlocal.sh'), 'utf8')).toBe(`#!/bin/sh\n${START_LINE}\n`);
+  it('adds one start line to bootsync.sh (before dockerd starts), which a shell parses back into the same flags', () => {
+    expect(readFileSync(node('mg0', 'var/lib/boot2docker/bootsync.sh'), 'utf8')).toBe(`#!/bin/sh\necho sync\n${START_LINE}\n`);
+    expect(readFileSync(node('mg1', 'var/lib/boot2docker/bootsync.sh'), 'utf8')).toBe(`#!/bin/sh\n${START_LINE}\n`);
+    // An earlier install's line in bootlocal.sh is gone; the user's own lines stay.
+    expect(readFileSync(node('mg0', 'var/lib/boot2docker/bootlocal.sh'), 'utf8')).toBe('#!/bin/sh\necho mine\n');
+    expect(existsSync(node('mg1', 'var/lib/boot2docker/bootlocal.sh'))).toBe(false);
     const echoed = spawnSync('sh', ['-c', START_LINE.replace(/^\S+/, "printf '%s\\n'")], { cwd: dir, encoding: 'utf8' });
     expect(echoed.stdout.split('\n').slice(0, -1)).toEqual(['nfs', 'nfs', '-v', '3', '-o', NASTY]);
   });
@@ -208,15 +213,15 @@ describe('packaging/boot2docker/install-netvol.sh', () => {
     ]);
     expect(running(first)).toBe(false);
     expect(running(pidOf('mg0'))).toBe(true);
-    expect(readFileSync(node('mg0', 'var/lib/boot2docker/bootlocal.sh'), 'utf8')).toBe(`#!/bin/sh\necho mine\n${START_LINE}\n`);
+    expect(readFileSync(node('mg0', 'var/lib/boot2docker/bootsync.sh'), 'utf8')).toBe(`#!/bin/sh\necho sync\n${START_LINE}\n`);
     expect(calls(node('mg0', 'netvol-calls.log')).filter((call) => call[0] === 'nfs')).toHaveLength(2);
   });
 
   it('replaces the start line when the flags change', () => {
     const run = install(['--tarball', tarball, '--args', '-v 4', 'mg0']);
     expect(run.status).toBe(0);
-    expect(readFileSync(node('mg0', 'var/lib/boot2docker/bootlocal.sh'), 'utf8')).toBe(
-      "#!/bin/sh\necho mine\n/var/lib/boot2docker/netvol/bin/netvol-start 'nfs' 'nfs' '-v' '4' # netvol:nfs\n",
+    expect(readFileSync(node('mg0', 'var/lib/boot2docker/bootsync.sh'), 'utf8')).toBe(
+      "#!/bin/sh\necho sync\n/var/lib/boot2docker/netvol/bin/netvol-start 'nfs' 'nfs' '-v' '4' # netvol:nfs\n",
     );
   });
 

@@ -386,14 +386,13 @@ await step('cifs-secrets', async (e) => {
   check(password.length >= 12, 'no Samba password from csi-node.sh');
   // Watch every process's argv on both nodes while the volume is created and mounted.
   fs.writeFileSync('/run/lab/pw.pattern', password);
-  const watch = spawn('node', ['/mnt/host/scripts/lab/cmdline-watch.mjs', '/run/lab/pw.pattern', '/run/lab/cmdline-hits.txt'], { stdio: 'ignore' });
+  const watch = spawn('/mnt/results/bin/cmdline-watch', ['/run/lab/pw.pattern', '/run/lab/cmdline-hits.txt'], { stdio: 'ignore' });
   for (const w of WORKERS) {
     await onNode(w, `umask 077; printf '%s' '${password}' > /run/lab/pw.pattern
-setsid node /mnt/host/scripts/lab/cmdline-watch.mjs /run/lab/pw.pattern /run/lab/cmdline-hits.txt > /dev/null 2>&1 < /dev/null &
+setsid /mnt/results/bin/cmdline-watch /run/lab/pw.pattern /run/lab/cmdline-hits.txt > /dev/null 2>&1 < /dev/null &
 echo $! > /run/lab/watch.pid; echo started`);
   }
-  // The watchers scan every process many times a second: whatever happens below, they stop,
-  // or they starve a one-vCPU worker for the rest of the run.
+  // Whatever happens below, the watchers stop.
   const stopWatchers = async () => {
     watch.kill('SIGTERM');
     for (const w of WORKERS) await onNode(w, 'kill $(cat /run/lab/watch.pid) 2>/dev/null; rm -f /run/lab/pw.pattern; echo stopped', 60).catch(() => undefined);

@@ -51,7 +51,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildImage, buildPlugin, ensureBuild, failuresAndNotes, lineSplitter, resultsRoot, tcgArgs } from '../run-lab.mjs';
+import { buildCmdlineWatch, buildImage, buildPlugin, ensureBuild, failuresAndNotes, lineSplitter, resultsRoot, tcgArgs } from '../run-lab.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..', '..', '..');
@@ -200,6 +200,7 @@ class Cluster {
   prepare() {
     for (const d of [this.share, this.disks, path.join(this.share, 'requests'), path.join(this.share, 'swarm')]) fs.mkdirSync(d, { recursive: true });
     for (const n of Object.keys(this.nodes)) fs.mkdirSync(path.join(this.share, 'nodes', n), { recursive: true });
+    buildCmdlineWatch(path.join(this.share, 'bin'));
     // The stub that the image's lab-init runs (see the header).
     const stubScript = path.join(this.stub, 'scripts', 'lab', 'guest-init.sh');
     fs.mkdirSync(path.dirname(stubScript), { recursive: true });
