@@ -155,6 +155,32 @@ async function released(n, share, timeoutS = 120) {
 }
 
 const volDir = (name) => `${VOL}/${name}`;
+
+// The worker running the portainer task and its container: a plugin restart or upgrade is
+// done there, so the manager's controller stays up.
+async function portainerOnWorker() {
+  const n = WORKERS.find((w) => runningOn('portainer').includes(w));
+  check(n, `no portainer task on a worker: ${where('portainer')}`);
+  const v = await view(n);
+  const c = (v.containers || []).find((x) => x.service === 'portainer' && x.state === 'running');
+  check(c, `${n}: no running portainer container`);
+  return { n, v, c };
+}
+
+// After a plugin restart or upgrade on n (from..to, host clock): the task writes again, the
+// longest gap between its lines around it, and the same container still running.
+async function keptWriting(e, n, c0, from, to, what) {
+  await waitFor(`${n}'s task writing after the ${what}`, 30, () => firstLineOf(volDir('portainerdata'), n, to + 1));
+  const lines = readLog(volDir('portainerdata')).lines.filter((l) => l.host === n && l.ts > from - 5 && l.ts < to + 5).map((l) => l.ts);
+  let gap = 0;
+  for (let i = 1; i < lines.length; i++) gap = Math.max(gap, lines[i] - lines[i - 1]);
+  e.figures.max_gap = gap;
+  const v1 = await view(n);
+  const c1 = (v1.containers || []).find((c) => c.service === 'portainer' && c.state === 'running');
+  check(c1 && c1.id === c0.id, `${n}: the portainer container changed across the ${what} (${c0.id} -> ${c1 && c1.id})`);
+  check(gap < 5, `${n}: the task's lines stopped for ${gap.toFixed(1)} s around the ${what}`);
+  return { gap, v1 };
+}
 const ctx = {};
 
 // ------------------------------------------------------------------ steps
@@ -448,9 +474,25 @@ echo $! > /run/lab/watch.pid; echo started`);
   }
 });
 
-// --upgrade (UPGRADE=1): the classic plugin from the registry, and docker plugin upgrade of the
-// CSI plugin on every node under a running task, in place of the plain disable -f/enable
-// (each pull of a plugin's 220 MB rootfs takes minutes under emulation).
+await step('plugin-restart', async (e) => {
+  const { n, v: v0, c: c0 } = await portainerOnWorker();
+  const out = await onNode(n, `t0=$(date +%s.%N); docker plugin disable -f ${PLUGIN} > /tmp/dis.out 2>&1; r1=$?; t1=$(date +%s.%N)
+sleep 3; t2=$(date +%s.%N); : > /tmp/en.out
+r2=1; for i in 1 2 3 4; do docker plugin enable --timeout 60 ${PLUGIN} >> /tmp/en.out 2>&1 && { r2=0; break; }; sleep 2; done
+t3=$(date +%s.%N)
+echo "$t0 $t1 $r1 $t2 $t3 $r2 $(tr '\\n' ' ' < /tmp/dis.out) | $(tr '\\n' ' ' < /tmp/en.out)"`, 300);
+  const [td0, td1, r1, te0, te1, r2] = out.trim().split(' ');
+  e.figures.disable = Number(td1) - Number(td0);
+  e.figures.enable = Number(te1) - Number(te0);
+  check(r1 === '0' && r2 === '0', `${n}: disable -f exit ${r1}, enable exit ${r2}: ${out.trim()}`);
+  const { gap, v1 } = await keptWriting(e, n, c0, Number(td0), Number(te1), 'plugin restart');
+  e.notes.push(`${n}: container ${c0.id} kept running and writing (longest gap between its lines ${gap.toFixed(1)} s); plugin ${v0.pluginPid} -> ${v1.pluginPid}; ${n}'s mounts now: ${describe(v1, NFS_SHARE)}`);
+  e.notes.push(`${n}'s calls since: ${callSummary(calls(n, Number(td0))) || 'none'}`);
+});
+
+// --upgrade (UPGRADE=1): besides, the classic plugin from the registry, and docker plugin
+// upgrade of the CSI plugin on every node under a running task (each pull of a plugin's 220 MB
+// rootfs takes a minute or more under emulation).
 const UPGRADE = env.UPGRADE === '1';
 if (UPGRADE) {
 await step('registry-classic', async (e) => {
@@ -495,11 +537,7 @@ await step('plugin-upgrade', async (e) => {
   // docker plugin upgrade to the :next build while volumes exist and a task writes: on the
   // worker running portainer first (disable -f under a running task, as a user must), then on
   // the manager, whose plugin is also the controller.
-  const n = WORKERS.find((w) => runningOn('portainer').includes(w));
-  check(n, `no portainer task on a worker: ${where('portainer')}`);
-  const v0 = await view(n);
-  const c0 = (v0.containers || []).find((c) => c.service === 'portainer' && c.state === 'running');
-  check(c0, `${n}: no running portainer container`);
+  const { n, v: v0, c: c0 } = await portainerOnWorker();
   const volsBefore = clusterVolumes();
   const upgrade = (node) => runOn(node, `build() { local p; for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q 'dist/cli.js csi ' && { cat $p/root/BUILD 2>/dev/null; return; }; done; echo none; }
 b0=$(build)
@@ -526,51 +564,12 @@ echo "--- $(tr '\\n' ' ' < /tmp/up.out | cut -c1-600)"`, 400);
     check(s.includes('VERBOSE=true') && s.includes('EARLY_SOCKET=true'), `${node}: the install's settings did not survive the upgrade: ${s}`);
     e.notes.push(`${node}: build ${b0} -> ${b1}, reference ${ref}, settings ${s}`);
   }
-  const after = results[n].t2;
-  await waitFor(`${n}'s task writing after the upgrade`, 30, () => firstLineOf(volDir('portainerdata'), n, after + 1));
-  const lines = readLog(volDir('portainerdata')).lines.filter((l) => l.host === n && l.ts > results[n].t0 - 5 && l.ts < after + 5).map((l) => l.ts);
-  let gap = 0;
-  for (let i = 1; i < lines.length; i++) gap = Math.max(gap, lines[i] - lines[i - 1]);
-  e.figures.max_gap = gap;
-  const v1 = await view(n);
-  const c1 = (v1.containers || []).find((c) => c.service === 'portainer' && c.state === 'running');
-  check(c1 && c1.id === c0.id, `${n}: the portainer container changed across the upgrade (${c0.id} -> ${c1 && c1.id})`);
-  check(gap < 5, `${n}: the task's lines stopped for ${gap.toFixed(1)} s around the upgrade`);
+  const { gap, v1 } = await keptWriting(e, n, c0, results[n].t0, results[n].t2, 'upgrade');
   const volsAfter = clusterVolumes();
   check(JSON.stringify(Object.keys(volsAfter).sort()) === JSON.stringify(Object.keys(volsBefore).sort()), `cluster volumes before ${JSON.stringify(volsBefore)}, after ${JSON.stringify(volsAfter)}`);
   e.notes.push(`${n}: container ${c0.id} kept running and writing through disable -f, upgrade and enable (longest gap between its lines ${gap.toFixed(1)} s); plugin ${v0.pluginPid} -> ${v1.pluginPid}`);
   e.notes.push(`docker volume ls --cluster after: ${JSON.stringify(volsAfter)}`);
   e.notes.push(`${n}'s calls since: ${callSummary(calls(n, results[n].t0)) || 'none'}`);
-});
-} else {
-await step('plugin-restart', async (e) => {
-  // A node with a running portainer task; a worker, so the manager's controller stays up.
-  const n = WORKERS.find((w) => runningOn('portainer').includes(w));
-  check(n, `no portainer task on a worker: ${where('portainer')}`);
-  const v0 = await view(n);
-  const c0 = (v0.containers || []).find((c) => c.service === 'portainer' && c.state === 'running');
-  check(c0, `${n}: no running portainer container`);
-  const out = await onNode(n, `t0=$(date +%s.%N); docker plugin disable -f ${PLUGIN} > /tmp/dis.out 2>&1; r1=$?; t1=$(date +%s.%N)
-sleep 3; t2=$(date +%s.%N); docker plugin enable ${PLUGIN} > /tmp/en.out 2>&1; r2=$?
-[ $r2 = 0 ] || { sleep 2; docker plugin enable ${PLUGIN} >> /tmp/en.out 2>&1; r2=$?; }
-t3=$(date +%s.%N)
-echo "$t0 $t1 $r1 $t2 $t3 $r2 $(tr '\\n' ' ' < /tmp/dis.out) | $(tr '\\n' ' ' < /tmp/en.out)"`, 180);
-  const [td0, td1, r1, te0, te1, r2] = out.trim().split(' ');
-  e.figures.disable = Number(td1) - Number(td0);
-  e.figures.enable = Number(te1) - Number(te0);
-  check(r1 === '0' && r2 === '0', `${n}: disable -f exit ${r1}, enable exit ${r2}: ${out.trim()}`);
-  const after = Number(te1);
-  await waitFor(`${n}'s task writing after the enable`, 30, () => firstLineOf(volDir('portainerdata'), n, after + 1));
-  const lines = readLog(volDir('portainerdata')).lines.filter((l) => l.host === n && l.ts > Number(td0) - 5 && l.ts < after + 5).map((l) => l.ts);
-  let gap = 0;
-  for (let i = 1; i < lines.length; i++) gap = Math.max(gap, lines[i] - lines[i - 1]);
-  e.figures.max_gap = gap;
-  const v1 = await view(n);
-  const c1 = (v1.containers || []).find((c) => c.service === 'portainer' && c.state === 'running');
-  check(c1 && c1.id === c0.id, `${n}: the portainer container changed across the plugin restart (${c0.id} -> ${c1 && c1.id})`);
-  check(gap < 5, `${n}: the task's lines stopped for ${gap.toFixed(1)} s around the restart`);
-  e.notes.push(`${n}: container ${c0.id} kept running and writing (longest gap between its lines ${gap.toFixed(1)} s); plugin ${v0.pluginPid} -> ${v1.pluginPid}; ${n}'s mounts now: ${describe(v1, NFS_SHARE)}`);
-  e.notes.push(`${n}'s calls since: ${callSummary(calls(n, Number(td0))) || 'none'}`);
 });
 }
 
@@ -580,8 +579,11 @@ echo "$t0 $t1 $r1 $t2 $t3 $r2 $(tr '\\n' ' ' < /tmp/dis.out) | $(tr '\\n' ' ' < 
 // every trial is a first NodePublishVolume), the classic driver (netvol nfs on the host, a
 // volume-driver mount) and the seed's first method (the share mounted by hand on the node and
 // bind-mounted). Ratios are against the pre-mounted floor of the same run.
-await step('bench', async (e) => {
-  const trials = Number(env.BENCH_TRIALS || 3);
+// NETVOL_BENCH_TRIALS=0 (as .ci/run sets it) leaves the benchmark out; npm run bench:csi runs 7.
+const BENCH_TRIALS = Number(env.BENCH_TRIALS ?? 3);
+if (!(BENCH_TRIALS > 0)) say('bench: not run (BENCH_TRIALS=0)');
+else await step('bench', async (e) => {
+  const trials = BENCH_TRIALS;
   const pre = '/mnt/bench-pre';
   for (const d of ['bench-pre', 'bench-legacy']) fs.mkdirSync(volDir(d), { recursive: true });
   fs.mkdirSync(pre, { recursive: true });

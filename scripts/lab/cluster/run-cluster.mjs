@@ -101,8 +101,8 @@ const PROFILES = {
       // The NFS export the cluster volumes are made in, and the Samba share's directory.
       'VOLUMES_PATH=/home/adam/docker/volumes',
       'SMB_PATH=/home/adam/docker/smb',
-      // Trials per way in the bench step (npm run bench:csi asks for more).
-      `BENCH_TRIALS=${Number(process.env.NETVOL_BENCH_TRIALS) || 3}`,
+      // Trials per way in the bench step (npm run bench:csi asks for more; 0 leaves it out).
+      `BENCH_TRIALS=${/^\d+$/.test(process.env.NETVOL_BENCH_TRIALS || '') ? Number(process.env.NETVOL_BENCH_TRIALS) : 3}`,
     ],
     legend: [
       'figures: to_created = docker volume create -> `docker volume ls --cluster` says created (polled every 1 s);',
