@@ -453,7 +453,7 @@ echo $! > /run/lab/watch.pid; echo started`);
       const out = await onNode(w, `kill $(cat /run/lab/watch.pid) 2>/dev/null; sleep 0.5
     echo "argv: $(cat /run/lab/cmdline-hits.txt)"
     echo "files: $(grep -rlF -f /run/lab/pw.pattern /var/lib/netvol-csi /var/log/dockerd.log /proc/self/mountinfo 2>/dev/null | tr '\\n' ' ')"
-    p=$(for d in /proc/[0-9]*; do tr '\\0' ' ' < $d/cmdline 2>/dev/null | grep -q 'dist/cli.js csi ' && basename $d; done | head -1)
+    p=$(for d in /proc/[0-9]*; do tr '\\0' ' ' < $d/cmdline 2>/dev/null | grep -q 'dist/cli[.]js csi ' && basename $d; done | head -1)
     echo "pluginmounts: $(grep -cF -f /run/lab/pw.pattern /proc/$p/mountinfo)"
     echo "statefiles: $(find /var/lib/netvol-csi -type f | wc -l)"
     rm -f /run/lab/pw.pattern`);
@@ -539,7 +539,8 @@ await step('plugin-upgrade', async (e) => {
   // the manager, whose plugin is also the controller.
   const { n, v: v0, c: c0 } = await portainerOnWorker();
   const volsBefore = clusterVolumes();
-  const upgrade = (node) => runOn(node, `build() { local p; for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q 'dist/cli.js csi ' && { cat $p/root/BUILD 2>/dev/null; return; }; done; echo none; }
+  // 'cli[.]js': on A the script is bash -c's own argv, which a plain 'cli.js' would match.
+  const upgrade = (node) => runOn(node, `build() { local p; for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q 'dist/cli[.]js csi ' && { cat $p/root/BUILD 2>/dev/null; return; }; done; echo none; }
 b0=$(build)
 t0=$(date +%s.%N)
 docker plugin disable -f ${PLUGIN} > /tmp/up.out 2>&1; r1=$?
@@ -628,7 +629,7 @@ else await step('bench', async (e) => {
     await waitFor('the bench services gone', 120, () => ['bench-premounted', 'bench-legacy', 'bench-cluster'].every((x) => tasks(x).length === 0)).catch(() => undefined);
     sh('sh', ['-c', 'kill $(cat /run/lab/netvol-bench.pid); umount /mnt/bench-pre || umount -l /mnt/bench-pre'], { allowFail: true });
   }
-  const med = (xs) => { const v = [...xs].sort((x, y) => x - y); return v.length ? v[Math.floor((v.length - 1) / 2)] : NaN; };
+  const med = (xs) => { const v = [...xs].sort((x, y) => x - y); const h = v.length >> 1; return !v.length ? NaN : v.length % 2 ? v[h] : (v[h - 1] + v[h]) / 2; };
   const pubs = calls('a', 0, 'NodePublishVolume').filter((c) => c.msg === 'CSI call answered').map((c) => c.ms / 1000);
   const floor = med(samples.premounted);
   const table = {
