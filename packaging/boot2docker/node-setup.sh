@@ -85,20 +85,17 @@ rm -rf "$root$app.old"
 line="$app/bin/netvol-start $(q "$name") $(q "$protocol")"
 for arg in "$@"; do line="$line $(q "$arg")"; done
 line="$line # netvol:$name"
-without_line() {
+# FILE without this daemon's start line, rewritten in place (cat keeps its mode and owner).
+drop_line() {
   awk -v marker=" # netvol:$name" 'substr($0, length($0) - length(marker) + 1) != marker' "$1" >"$1.tmp"
+  cat "$1.tmp" >"$1"
+  rm -f "$1.tmp"
 }
 [ -f "$root$bootsync" ] || printf '#!/bin/sh\n' >"$root$bootsync"
-without_line "$root$bootsync"
-printf '%s\n' "$line" >>"$root$bootsync.tmp"
-cat "$root$bootsync.tmp" >"$root$bootsync"
-rm -f "$root$bootsync.tmp"
+drop_line "$root$bootsync"
+printf '%s\n' "$line" >>"$root$bootsync"
 chmod +x "$root$bootsync"
-if grep -qs " # netvol:$name\$" "$root$bootlocal"; then
-  without_line "$root$bootlocal"
-  cat "$root$bootlocal.tmp" >"$root$bootlocal"
-  rm -f "$root$bootlocal.tmp"
-fi
+if grep -qs " # netvol:$name\$" "$root$bootlocal"; then drop_line "$root$bootlocal"; fi
 
 pid=$(NETVOL_NODE_ROOT=$root "$root$app/bin/netvol-start" "$name" "$protocol" "$@") || fail "netvol-start failed"
 

@@ -44,6 +44,12 @@ MARKS=/run/lab/marks
 count_lines() { wc -l < "$LINES" 2>/dev/null || echo 0; }
 mark() { echo "$1 $(cut -d' ' -f1 /proc/uptime)" >> "$MARKS"; }
 markof() { awk -v k="$1" '$1 == k { print $2; exit }' "$MARKS"; }
+# dockerd stopped as boot2docker's init script stops it (SIGTERM), waited for at most 60 s.
+stop_dockerd() {
+  kill "$(cat /var/run/docker.pid 2>/dev/null)" 2>/dev/null
+  local end=$((SECONDS + 60))
+  while [ -e /var/run/docker.pid ] && [ $SECONDS -lt $end ]; do sleep 0.5; done
+}
 
 # ---------------------------------------------------------------- boot2docker's bootscript
 bootscript() {
@@ -120,13 +126,7 @@ container() {
   if ! dk image inspect busybox:latest > /dev/null 2>&1; then
     dk import /opt/busybox.tar busybox:latest > /dev/null || { fail "docker import busybox failed"; return 1; }
   fi
-  dk volume create -d nfs --name "$VOL" -o share=10.99.0.1:$EXPORT_DIR || { fail "docker volume create failed"; return 1; }
-  dk run -d --name "$CTR" --restart always -v "$VOL:/data" busybox sh -c \
-    'trap "exit 0" TERM; b=$(cat /proc/sys/kernel/random/boot_id); i=0; while true; do i=$((i+1)); echo "$b $i $(date +%s)" >> /data/lines.txt; sleep 1; done' \
-    || { fail "docker run --restart always failed"; return 1; }
-  local end=$((SECONDS + 60))
-  until [ "$(count_lines)" -ge 3 ] || [ $SECONDS -ge $end ]; do sleep 1; done
-  [ "$(count_lines)" -ge 3 ] || { fail "no lines in $LINES on the server after 60 s"; dk logs "$CTR"; return 1; }
+  start_writer "10.99.0.1:$EXPORT_DIR" || return 1
   note "on the server: $(count_lines) lines; netvol's mount: $(nfs_mounts)"
 }
 
@@ -134,9 +134,7 @@ container() {
 # `sudo poweroff` takes boot2docker down: dockerd stopped (the container with it), unmounted.
 before_poweroff() {
   mkdir -p "$P/lab"
-  kill "$(cat /var/run/docker.pid)" 2>/dev/null
-  local end=$((SECONDS + 60))
-  while [ -e /var/run/docker.pid ] && [ $SECONDS -lt $end ]; do sleep 0.5; done
+  stop_dockerd
   sync
   local n; n=$(count_lines)
   head -n "$n" "$LINES" | md5sum | cut -d' ' -f1 > "$P/lab/before.md5"
@@ -211,9 +209,7 @@ end_boot() {
   mkdir -p "$LOGS/$LAB_MODE"
   cp "$P/docker.log" /var/log/netvol.log /var/log/bootlocal.log "$MARKS" "$LOGS/$LAB_MODE/" 2>/dev/null
   cp /proc/self/mountinfo "$LOGS/$LAB_MODE/mountinfo.txt"
-  kill "$(cat /var/run/docker.pid 2>/dev/null)" 2>/dev/null
-  local end=$((SECONDS + 60))
-  while [ -e /var/run/docker.pid ] && [ $SECONDS -lt $end ]; do sleep 0.5; done
+  stop_dockerd
   umount -a -t nfs,nfs4 -l 2>/dev/null
   sync
   exportfs -u "10.99.0.1:$EXPORT_DIR" 2>/dev/null

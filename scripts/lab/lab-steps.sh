@@ -56,3 +56,16 @@ step() {
   say "$name: $status${DETAIL:+ ($DETAIL)} in $(since "$t0") s"
   return $rc
 }
+
+# The labs' writer: a --restart always container $CTR on the netvol NFS volume $VOL made on
+# SHARE, one line a second (the boot it runs in, a counter, the time) into lines.txt, which the
+# server holds as $LINES; returns once 3 lines are there. Uses the lab's count_lines.
+start_writer() {
+  dk volume create -d nfs --name "$VOL" -o "share=$1" || { fail "docker volume create failed"; return 1; }
+  dk run -d --name "$CTR" --restart always -v "$VOL:/data" busybox sh -c \
+    'trap "exit 0" TERM; b=$(cat /proc/sys/kernel/random/boot_id); i=0; while true; do i=$((i+1)); echo "$b $i $(date +%s)" >> /data/lines.txt; sleep 1; done' \
+    || { fail "docker run --restart always failed"; return 1; }
+  local end=$((SECONDS + 60))
+  until [ "$(count_lines)" -ge 3 ] || [ $SECONDS -ge $end ]; do sleep 1; done
+  [ "$(count_lines)" -ge 3 ] || { fail "no lines in $LINES on the server after 60 s"; dk logs "$CTR"; return 1; }
+}

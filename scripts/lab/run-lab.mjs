@@ -340,7 +340,8 @@ async function main() {
     const mt = spawnSync('sh', [path.join(REPO, 'packaging', 'boot2docker', 'make-tarball.sh'), tgz], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
     if (mt.status !== 0) throw new Error('packaging/boot2docker/make-tarball.sh failed');
   }
-  // What a boot needs from the one before it: the report row that says it ended cleanly.
+  // What a boot needs from the one before it: the report row that says it ended cleanly (the
+  // systemd and boot2docker labs), or every scenario passed (the VM lab's reboot pair).
   const needs = { reboot2: ['reboot1'], systemd2: ['systemd1', 'before_reboot'], b2d2: ['b2d1', 'before_poweroff'], b2d3: ['b2d2', 'before_poweroff'] };
 
   let overlay = '';
@@ -386,10 +387,11 @@ async function main() {
       continue;
     }
     if (r.timedOut) anyTimeout = true;
-    if (b.name === 'reboot1') firstBootClean = !r.timedOut && !!rep && rep.scenarios.every((x) => x.status === 'pass');
-    // The systemd and boot2docker labs' next boot needs only an orderly end of this one.
-    const next = Object.entries(needs).find(([, [prev]]) => prev === b.name && prev !== 'reboot1');
-    if (next) firstBootClean = !r.timedOut && !!rep && rep.scenarios.some((x) => x.name === next[1][1] && x.status === 'pass');
+    const next = Object.values(needs).find(([prev]) => prev === b.name);
+    if (next) {
+      const [, row] = next;
+      firstBootClean = !r.timedOut && !!rep && (row ? rep.scenarios.some((x) => x.name === row && x.status === 'pass') : rep.scenarios.every((x) => x.status === 'pass'));
+    }
     if (!rep) {
       rows.push({ name: `${b.name}:report`, status: 'fail', seconds: r.seconds, detail: `no report.json (qemu exit ${r.code}${r.timedOut ? ', timeout' : ''}); the console ended:\n${consoleTail(path.join(dir, 'console.log'))}` });
     } else {

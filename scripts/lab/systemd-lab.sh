@@ -126,14 +126,7 @@ EOF
 }
 
 container() {
-  dk volume create -d nfs --name "$VOL" -o share=127.0.0.1:$EXPORT_DIR || { fail "docker volume create failed"; return 1; }
-  # The writer: the boot it runs in and a counter on every line, one line a second.
-  dk run -d --name "$CTR" --restart always -v "$VOL:/data" busybox sh -c \
-    'trap "exit 0" TERM; b=$(cat /proc/sys/kernel/random/boot_id); i=0; while true; do i=$((i+1)); echo "$b $i $(date +%s)" >> /data/lines.txt; sleep 1; done' \
-    || { fail "docker run --restart always failed"; return 1; }
-  local end=$((SECONDS + 60))
-  until [ "$(count_lines)" -ge 3 ] || [ $SECONDS -ge $end ]; do sleep 1; done
-  [ "$(count_lines)" -ge 3 ] || { fail "no lines in $LINES on the server after 60 s"; dk logs "$CTR"; return 1; }
+  start_writer "127.0.0.1:$EXPORT_DIR" || return 1
   local m
   m=$(nfs_mounts)
   note "on the server: $(count_lines) lines in $LINES; netvol's mount: $m"
