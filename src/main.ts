@@ -10,6 +10,7 @@ import { ShareProvisioner } from './core/share-provisioner.js';
 import { lockMountRoot } from './system/mount-root-lock.js';
 import { FindMountProbe } from './system/mount-health.js';
 import { createApp } from './frontends/legacy/app.js';
+import { callFilesIn, UnansweredCalls } from './frontends/legacy/unanswered-calls.js';
 import { routeTable } from './frontends/legacy/routes.js';
 import { closeServer, listenOnInheritedSocket, listenOnSocket, listenOnTcp } from './frontends/legacy/server.js';
 import { cifsProtocol } from './protocols/cifs.js';
@@ -178,8 +179,16 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       });
       return driver.releaseStale(inUse, askedAt, config.staleGraceSeconds * 1000, dryRun);
     };
+    const unanswered = await UnansweredCalls.open(callFilesIn(join(stateDir, 'unanswered')), () => clock().getTime(), (error) =>
+      logger.warn({ err: error }, 'Could not keep a call\'s body while it is under way; if netvol is killed during one, dockerd\'s repeat of it fails'),
+    );
+    const left = unanswered.leftByPath;
+    if (Object.keys(left).length > 0) {
+      logger.info({ calls: left }, 'The previous process stopped while answering these calls; dockerd repeats them with an empty body, and they are answered from what it kept');
+    }
     const app = createApp({
       routes: routeTable(driver),
+      unanswered,
       logger,
       secretKeys: protocol.secretKeys,
       ...(metrics ? { metrics } : {}),

@@ -222,7 +222,11 @@ export class VolumeDriver {
     });
   }
 
-  async mount(name: string, id: string): Promise<string> {
+  /**
+   * `repeated`: this is dockerd repeating a Mount that a killed netvol may have finished
+   * (its state saved, its answer never sent), so an ID already held is that same reference.
+   */
+  async mount(name: string, id: string, options: { repeated?: boolean } = {}): Promise<string> {
     const { state, logger, mountTable } = this.deps;
     const waitMs = this.deps.lockWaitMs;
     return this.locks.run(
@@ -257,7 +261,8 @@ export class VolumeDriver {
           const previousEpoch = record.mountEpochs && Object.hasOwn(record.mountEpochs, id) ? record.mountEpochs[id] : undefined;
           // dockerd restarted (it activated us again) and a container it had running starts
           // again with its old mount ID: that is the same reference, not a nested mount.
-          const reclaimed = record.mountIds.includes(id) && previousEpoch !== undefined && previousEpoch < epoch;
+          const reclaimed =
+            record.mountIds.includes(id) && ((previousEpoch !== undefined && previousEpoch < epoch) || options.repeated === true);
           const before = { mountEpochs: record.mountEpochs, mountedAt: record.mountedAt, lastMountAt: record.lastMountAt };
           if (!reclaimed) record.mountIds.push(id);
           record.mountEpochs = { ...record.mountEpochs, [id]: epoch };

@@ -7,6 +7,7 @@ import { BodyError, errorReply } from './error-reply.js';
 import { PLUGIN_CONTENT_TYPE } from './protocol.js';
 import { PreSerialized, type Route } from './routes.js';
 import { maskSecretOptions } from '../../protocols/secret-options.js';
+import type { UnansweredCalls } from './unanswered-calls.js';
 
 export const BODY_LIMIT = '64kb';
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -20,6 +21,8 @@ export interface AppOptions {
   readonly metrics?: Metrics;
   /** Adds non-protocol routes (status, health) to the express app that serves them. */
   readonly extraRoutes?: (app: Express) => void;
+  /** Keeps the bodies of kept routes' calls while under way, and answers dockerd's empty repeats of them. */
+  readonly unanswered?: UnansweredCalls;
 }
 
 /** The request listener, and a way to wait for the calls it is still working on. */
@@ -44,7 +47,7 @@ type Reply = { status: number; body: object | PreSerialized };
  * JSON whatever its type, and an empty one is {}.
  */
 export function createApp(options: AppOptions): PluginApp {
-  const { routes, logger, secretKeys, metrics } = options;
+  const { routes, logger, secretKeys, metrics, unanswered } = options;
   let admin: Promise<RequestListener> | undefined;
   const adminApp = () =>
     (admin ??= import('./admin-app.js').then(({ createAdminApp }) => createAdminApp(logger, options.extraRoutes)));
@@ -59,13 +62,15 @@ export function createApp(options: AppOptions): PluginApp {
     let call: { body: unknown; key: string } | undefined;
     let result: object | PreSerialized | undefined;
     let reply: Reply;
+    let drop: (() => Promise<void>) | undefined;
     try {
-      const body = await parseBody(route, path, req, logger, secretKeys);
+      const { body, repeated } = await parseBody(route, path, req, logger, secretKeys, unanswered);
       if (route.abandoned) {
         call = { body, key: `${path}\n${JSON.stringify(body)}` };
         underWay.set(call.key, (underWay.get(call.key) ?? 0) + 1);
       }
-      result = await route.handle(body);
+      if (route.kept && unanswered) drop = await unanswered.begin(path, JSON.stringify(body));
+      result = await route.handle(body, { repeated });
       reply = { status: 200, body: result };
     } catch (error) {
       const failure = errorReply(error, path, logger);
@@ -88,6 +93,7 @@ export function createApp(options: AppOptions): PluginApp {
         logger.error({ call: path, err: error }, `${what} answered after the caller hung up, and undoing it failed`);
       }
     } finally {
+      await drop?.();
       if (call) {
         const left = (underWay.get(call.key) ?? 1) - 1;
         if (left > 0) underWay.set(call.key, left);
@@ -125,17 +131,39 @@ async function parseBody(
   req: IncomingMessage,
   logger: Logger,
   secretKeys: readonly string[],
-): Promise<unknown> {
-  const raw = await readJsonBody(req);
+  unanswered: UnansweredCalls | undefined,
+): Promise<{ body: unknown; repeated: boolean }> {
+  let raw = await readJsonBody(req);
   if (logger.isLevelEnabled('debug')) logger.debug({ call: path, body: maskSecrets(raw, secretKeys) }, 'Call');
-  const parsed = route.schema.safeParse(raw);
+  let parsed = route.schema.safeParse(raw);
+  let repeated = false;
+  if (!parsed.success && raw === EMPTY_BODY) {
+    // dockerd's repeat of a call whose first try broke off (see unanswered-calls.ts).
+    const what = path.slice(1);
+    const pick = route.kept && unanswered ? unanswered.takeRepeat(path) : { found: false as const, why: `netvol keeps no ${what} calls to answer a repeat with` };
+    if (!pick.found) {
+      throw new ValidationError(
+        `dockerd sent ${what} with an empty body: it does that when it repeats a call whose first try broke off (moby/moby#39331), as when netvol restarted while answering it; ${pick.why}. Run the docker command again`,
+      );
+    }
+    raw = JSON.parse(pick.body) as unknown;
+    parsed = route.schema.safeParse(raw);
+    repeated = true;
+    logger.warn(
+      { call: path, body: maskSecrets(raw, secretKeys) },
+      `dockerd repeated ${what} with an empty body (moby/moby#39331): answered with the body netvol's previous process received before it stopped`,
+    );
+  }
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const detail = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : 'the body must be a JSON object';
     throw new ValidationError(`bad ${path.slice(1)} request: ${detail}`);
   }
-  return parsed.data as unknown;
+  return { body: parsed.data as unknown, repeated };
 }
+
+/** What an empty body parses to: one object, so that parseBody can tell it from a sent `{}`. */
+const EMPTY_BODY: Readonly<Record<string, never>> = Object.freeze({});
 
 function readJsonBody(req: IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -156,7 +184,7 @@ function readJsonBody(req: IncomingMessage): Promise<unknown> {
     req.on('error', () => reject(new BodyError(400, 'the request was cut off before its body ended')));
     req.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() === '') return resolve({});
+      if (text.trim() === '') return resolve(EMPTY_BODY);
       try {
         resolve(JSON.parse(text));
       } catch (error) {

@@ -9,9 +9,20 @@ export class PreSerialized {
 
 type Reply = object | PreSerialized;
 
+/** How the call came: `repeated` when it is dockerd's empty repeat of a call a killed process left unanswered. */
+export interface CallContext {
+  readonly repeated: boolean;
+}
+
 export interface Route<S extends z.ZodTypeAny = z.ZodTypeAny> {
   readonly schema: S;
-  readonly handle: (body: z.infer<S>) => Promise<Reply> | Reply;
+  readonly handle: (body: z.infer<S>, context: CallContext) => Promise<Reply> | Reply;
+  /**
+   * Its body is kept on disk while it is under way, so that dockerd's empty repeat of it after
+   * a kill can be answered (unanswered-calls.ts). For the calls that change something and take
+   * long enough to be caught by a kill; not Create, whose options may hold a password.
+   */
+  readonly kept?: boolean;
   /**
    * Undoes a call that succeeded after its caller hung up: the caller counts it as failed
    * and will never send the call that would undo it. Resolves to what was undone, for the
@@ -26,6 +37,7 @@ const route = <S extends z.ZodTypeAny>(
   handle: Route<S>['handle'],
   abandoned?: Route<S>['abandoned'],
 ): Route => ({ schema, handle, ...(abandoned ? { abandoned } : {}) }) as Route;
+const kept = (r: Route): Route => ({ ...r, kept: true });
 
 /** The whole plugin protocol on one screen: path → body schema → driver call → reply. */
 export function routeTable(driver: VolumeDriver): Record<string, Route> {
@@ -39,23 +51,30 @@ export function routeTable(driver: VolumeDriver): Record<string, Route> {
       await driver.create(body.Name, body.Opts);
       return { Err: '' };
     }),
-    '/VolumeDriver.Remove': route(nameRequest, async (body) => {
-      await driver.remove(body.Name);
-      return { Err: '' };
-    }),
-    // dockerd never unmounts a Mount it saw fail, so an unanswered one would hold its share for good.
-    '/VolumeDriver.Mount': route(
-      mountRequest,
-      async (body) => ({ Mountpoint: await driver.mount(body.Name, body.ID), Err: '' }),
-      async (body) => {
-        await driver.unmount(body.Name, body.ID);
-        return `released mount ID ${body.ID} of volume '${body.Name}' again`;
-      },
+    // Remove and Unmount are idempotent: a repeat of one the killed process finished does nothing.
+    '/VolumeDriver.Remove': kept(
+      route(nameRequest, async (body) => {
+        await driver.remove(body.Name);
+        return { Err: '' };
+      }),
     ),
-    '/VolumeDriver.Unmount': route(mountRequest, async (body) => {
-      await driver.unmount(body.Name, body.ID);
-      return { Err: '' };
-    }),
+    // dockerd never unmounts a Mount it saw fail, so an unanswered one would hold its share for good.
+    '/VolumeDriver.Mount': kept(
+      route(
+        mountRequest,
+        async (body, { repeated }) => ({ Mountpoint: await driver.mount(body.Name, body.ID, { repeated }), Err: '' }),
+        async (body) => {
+          await driver.unmount(body.Name, body.ID);
+          return `released mount ID ${body.ID} of volume '${body.Name}' again`;
+        },
+      ),
+    ),
+    '/VolumeDriver.Unmount': kept(
+      route(mountRequest, async (body) => {
+        await driver.unmount(body.Name, body.ID);
+        return { Err: '' };
+      }),
+    ),
     '/VolumeDriver.Path': route(nameRequest, (body) => ({ Mountpoint: driver.pathOf(body.Name), Err: '' })),
     '/VolumeDriver.Get': route(nameRequest, (body) => ({ Volume: driver.get(body.Name), Err: '' })),
     '/VolumeDriver.List': route(emptyRequest, () => new PreSerialized(driver.listReply())),
