@@ -71,7 +71,8 @@ touch /run/lab/exec.log; chmod 0600 /run/lab/exec.log
 start_docker() {
   # The managed plugin, created on the host (scripts/lab/plugin-store.sh) and attached as a
   # second disk (a throwaway snapshot): dockerd loads its plugin store at start.
-  if [ -b /dev/vdb ] && ! mountpoint -q /var/lib/docker/plugins; then
+  # (The Dockerfile lab's first boot has the base image's tar there instead.)
+  if [ -b /dev/vdb ] && [ "$LAB_MODE" != df1 ] && ! mountpoint -q /var/lib/docker/plugins; then
     mkdir -p /var/lib/docker/plugins && mount /dev/vdb /var/lib/docker/plugins
   fi
   (containerd > /var/log/containerd.log 2>&1 &)
@@ -139,6 +140,9 @@ fi
 if ! timeout -k 2 30 docker image inspect busybox:latest > /dev/null 2>&1; then
   if timeout -k 2 120 docker import /opt/busybox.tar busybox:latest > /dev/null; then say "busybox image imported"; else say "docker import of busybox failed"; fi
 fi
+
+# The Dockerfile lab (scripts/lab/dockerfile-lab.sh) has its own steps.
+case $LAB_MODE in df*) exec /bin/bash "$LAB/dockerfile-lab.sh" ;; esac
 
 # --- scenarios ---
 say "running scenarios (mode=$LAB_MODE only=${LAB_ONLY:-all})"

@@ -6,7 +6,7 @@
 // dockerd and run scripts/lab/scenarios.sh, then prints the report and exits non-zero on any
 // failure or timeout.
 //
-// Usage: node scripts/lab/run-lab.mjs [--mode scenarios|smoke|demo|bench|systemd|boot2docker] [--only s1a,s3] [--no-reboot]
+// Usage: node scripts/lab/run-lab.mjs [--mode scenarios|smoke|demo|bench|systemd|boot2docker|dockerfile] [--only s1a,s3] [--no-reboot]
 //                                     [--suite bookworm|forky] [--timeout SECONDS] [--results DIR] [--keep]
 // --suite forky runs the classic driver's scenarios on the CSI lab's Docker 28 image.
 // Environment: NETVOL_LAB_CACHE (image cache dir, default /var/cache/netvol-lab),
@@ -15,6 +15,8 @@
 // runs scripts/lab/systemd-lab.sh: install.sh, socket activation, a reboot.
 // --mode boot2docker (npm run test:boot2docker) boots three times with a throwaway root and one
 // persistent disk, the hooks run in boot2docker's order: scripts/lab/boot2docker-lab.sh.
+// --mode dockerfile (npm run test:dockerfile) builds the Dockerfile in a guest on an imported base
+// image and runs the image as a managed plugin's rootfs: scripts/lab/dockerfile-lab.sh.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -38,7 +40,7 @@ function parseArgs(argv) {
     else if (a === '--keep') o.keep = true;
     else if (a === '--quiet') o.quiet = true;
     else if (a === '-h' || a === '--help') {
-      console.log('usage: run-lab.mjs [--mode scenarios|smoke|demo|bench|systemd|boot2docker] [--only s1a,s3] [--no-reboot] [--suite bookworm|forky] [--timeout S] [--results DIR]');
+      console.log('usage: run-lab.mjs [--mode scenarios|smoke|demo|bench|systemd|boot2docker|dockerfile] [--only s1a,s3] [--no-reboot] [--suite bookworm|forky] [--timeout S] [--results DIR]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -247,6 +249,37 @@ export function buildPlugin({ kind = 'classic', name = 'netvol:lab' } = {}) {
   return store;
 }
 
+/** The stand-in for the Dockerfile's FROM image (scripts/lab/node-base.sh), cached like the guest image. */
+export function nodeBaseTar() {
+  const t0 = Date.now();
+  const r = spawnSync('bash', [path.join(REPO, 'scripts', 'lab', 'node-base.sh')], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  const tar = /^NODE_BASE_TAR=(.*)$/m.exec(r.stdout ?? '')?.[1];
+  if (r.status !== 0 || !tar) throw new Error(`scripts/lab/node-base.sh failed (exit ${r.status})`);
+  log(`base image tar for the Dockerfile ready in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${tar}`);
+  return tar;
+}
+
+/**
+ * The managed plugin whose rootfs is the Dockerfile image's export (the tar the first boot
+ * wrote to the raw disk), with plugin-config.json, created by a private dockerd on the host
+ * (scripts/lab/plugin-store.sh). Returns its store for the second boot.
+ */
+export function dockerfilePlugin(exportDisk, dir) {
+  const t0 = Date.now();
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(path.join(dir, 'rootfs'), { recursive: true });
+  // The disk holds one tar at its start; tar stops at the archive's end marker.
+  const x = spawnSync('tar', ['-xf', exportDisk, '-C', path.join(dir, 'rootfs')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (x.status !== 0) throw new Error(`cannot unpack the Dockerfile image's export from ${exportDisk}`);
+  fs.copyFileSync(path.join(REPO, 'plugin-config.json'), path.join(dir, 'config.json'));
+  const store = `${dir}-store`;
+  const c = spawnSync('bash', [path.join(REPO, 'scripts', 'lab', 'plugin-store.sh'), dir, 'netvol-dockerfile:lab', store], { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (c.status !== 0) throw new Error(`docker plugin create of the Dockerfile image's export failed (exit ${c.status})`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  log(`the Dockerfile image's export is the managed plugin netvol-dockerfile:lab, created in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return store;
+}
+
 /** The lab benchmark's table to the console, its JSON next to the host benchmark's. */
 function keepBenchResults(dir) {
   const json = path.join(dir, 'bench-lab.json');
@@ -340,9 +373,24 @@ async function main() {
     const mt = spawnSync('sh', [path.join(REPO, 'packaging', 'boot2docker', 'make-tarball.sh'), tgz], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
     if (mt.status !== 0) throw new Error('packaging/boot2docker/make-tarball.sh failed');
   }
+  // Dockerfile lab: the first boot builds the Dockerfile on an imported base image and exports
+  // a container of it to a raw disk; the host makes that export a managed plugin's rootfs
+  // (dockerfilePlugin); the second boot enables it and writes through it
+  // (scripts/lab/dockerfile-lab.sh).
+  if (o.mode === 'dockerfile') {
+    const base = nodeBaseTar();
+    const exportDisk = path.join(results, 'df-export.img');
+    fs.rmSync(exportDisk, { force: true });
+    fs.writeFileSync(exportDisk, '');
+    fs.truncateSync(exportDisk, 3 * 1024 ** 3);
+    boots.splice(0, boots.length,
+      { name: 'df1', env: { LAB_MODE: 'df1' }, dataDisks: [base, exportDisk] },
+      { name: 'df2', env: { LAB_MODE: 'df2' }, prepare: () => ({ pluginDir: dockerfilePlugin(exportDisk, path.join(results, 'df-plugin')) }) });
+    if (!o.keep) dataDisks.push(exportDisk);
+  }
   // What a boot needs from the one before it: the report row that says it ended cleanly (the
   // systemd and boot2docker labs), or every scenario passed (the VM lab's reboot pair).
-  const needs = { reboot2: ['reboot1'], systemd2: ['systemd1', 'before_reboot'], b2d2: ['b2d1', 'before_poweroff'], b2d3: ['b2d2', 'before_poweroff'] };
+  const needs = { reboot2: ['reboot1'], systemd2: ['systemd1', 'before_reboot'], b2d2: ['b2d1', 'before_poweroff'], b2d3: ['b2d2', 'before_poweroff'], df2: ['df1', 'export_rootfs'] };
 
   let overlay = '';
   let firstBootClean = false;
@@ -364,11 +412,18 @@ async function main() {
       }
       img = overlay; format = 'qcow2'; snapshot = false;
     }
-    const timeoutSec = o.timeout || (b.name === 'main' ? (o.mode === 'scenarios' ? 2400 : o.mode === 'bench' ? 1500 : 600) : b.name === 'systemd1' || b.name === 'b2d1' ? 600 : 420);
+    const timeoutSec = o.timeout || (b.name === 'main' ? (o.mode === 'scenarios' ? 2400 : o.mode === 'bench' ? 1500 : 600) : b.name === 'df1' ? 1800 : b.name === 'systemd1' || b.name === 'b2d1' ? 600 : 420);
+    let prepared = {};
+    try {
+      prepared = b.prepare ? b.prepare() : {};
+    } catch (e) {
+      rows.push({ name: `${b.name}:prepare`, status: 'fail', seconds: 0, detail: String(e.message || e) });
+      continue;
+    }
     log(`boot ${b.name} (mode ${b.env.LAB_MODE}${b.env.LAB_ONLY ? `, only ${b.env.LAB_ONLY}` : ''}), timeout ${timeoutSec} s, console -> ${dir}/console.log`);
     fs.mkdirSync(dir, { recursive: true });
     const r = await boot({
-      img, format, snapshot, kernel: image.LAB_KERNEL, initrd: image.LAB_INITRD, resultsDir: dir, env: b.env, pluginDir: b.name === 'main' ? pluginDir : undefined, dataDisks,
+      img, format, snapshot, kernel: image.LAB_KERNEL, initrd: image.LAB_INITRD, resultsDir: dir, env: b.env, pluginDir: prepared.pluginDir ?? (b.name === 'main' ? pluginDir : undefined), dataDisks: b.dataDisks ?? (o.mode === 'dockerfile' ? [] : dataDisks),
       timeoutSec, consoleLog: path.join(dir, 'console.log'), quiet: o.quiet, ...(b.systemd ? systemdBoot() : {}),
     });
     log(`boot ${b.name} ended after ${r.seconds.toFixed(0)} s${r.timedOut ? ' (TIMEOUT)' : ''}`);

@@ -1,0 +1,113 @@
+#!/bin/bash
+# netvol Dockerfile lab: guest side (npm run test:dockerfile; host side: run-lab.mjs --mode
+# dockerfile). guest-init.sh has brought up the NFS server and dockerd (20.10, the bookworm
+# image) and execs this script. Two boots, told apart by LAB_MODE:
+#
+#   df1  the repository's Dockerfile built as a user builds it: its FROM image,
+#        node:20-bookworm-slim, is `docker import`ed from the tar on /dev/vdb
+#        (scripts/lab/node-base.sh: a debootstrapped bookworm with node and npm, the Debian
+#        mirror and the npm registry stood in for by a local apt repository and npm's cache);
+#        then `docker build` (the classic builder: 20.10's BuildKit is not installed) of a copy
+#        of the repository; the image checked; `docker export` of a container of it written,
+#        as a tar, to the raw disk /dev/vdc.
+#   df2  that export is the rootfs of a managed plugin: the host unpacked it, put
+#        plugin-config.json beside it and created the plugin (scripts/lab/plugin-store.sh; a
+#        `docker plugin create` here gzips the rootfs, which takes over 10 minutes under TCG);
+#        its store is /dev/vdb. Enable it, make a volume, write through it to the server.
+set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root LANG=C.UTF-8
+REPO=/mnt/host
+RES=/mnt/results
+LOGS=$RES/logs
+mkdir -p "$LOGS"
+exec > >(tee -a "$LOGS/guest.log" > /dev/console) 2>&1
+LAB_MODE=df1
+[ -f "$RES/lab.env" ] && . "$RES/lab.env"
+. "$REPO/scripts/lab/lab-steps.sh"
+
+IMAGE=netvol:dockerfile
+PLUGIN=netvol-dockerfile:lab
+EXPORT_DIR=/srv/nfs/df
+
+base_image() {
+  local t0 size
+  size=$(blockdev --getsize64 /dev/vdb)
+  t0=$(now)
+  timeout -k 2 600 docker import - node:20-bookworm-slim < /dev/vdb || { fail "docker import of the base image failed"; return 1; }
+  note "docker import - node:20-bookworm-slim < the base tar ($((size / 1048576)) MiB): $(since "$t0") s; $(dk image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' node)"
+}
+
+build() {
+  local ctx=/var/tmp/netvol-src t0 rc
+  rm -rf "$ctx"; mkdir -p "$ctx"
+  # What `git clone` gives a user, without the parts .dockerignore leaves out anyway.
+  tar -C "$REPO" --exclude=./node_modules --exclude=./dist --exclude=./.git --exclude=./test -cf - . | tar -C "$ctx" -xf -
+  t0=$(now)
+  DOCKER_BUILDKIT=0 timeout -k 5 1500 docker build -t "$IMAGE" "$ctx" > "$LOGS/docker-build.txt" 2>&1
+  rc=$?
+  tail -25 "$LOGS/docker-build.txt"
+  [ $rc -eq 0 ] || { fail "docker build failed (exit $rc): $(grep -m1 -iE 'error|returned a non-zero' "$LOGS/docker-build.txt" | cut -c1-200)"; return 1; }
+  note "DOCKER_BUILDKIT=0 docker build -t $IMAGE . : $(since "$t0") s; image $(dk image ls --format '{{.Size}}' "$IMAGE"); steps: $(grep -c '^Step ' "$LOGS/docker-build.txt")"
+  note "installed offline from the stand-ins: $(grep -m1 -oE 'added [0-9]+ packages[^\n]*' "$LOGS/docker-build.txt"); apt: $(grep -m1 -oE '[0-9]+ newly installed' "$LOGS/docker-build.txt")"
+  local out
+  out=$(dk run --rm --entrypoint sh "$IMAGE" -c 'node /opt/netvol/dist/cli.js version && command -v mount.nfs mount.cifs umount netvol-plugin | tr "\n" " " && sha256sum /opt/netvol/dist/cli.js') \
+    || { fail "the image does not run netvol: $out"; return 1; }
+  note "in the image: $(echo "$out" | tr '\n' ' ')"
+  echo "$out" | awk 'END { print $1 }' > "$RES/image-cli.sha256"
+}
+
+export_rootfs() {
+  local cid t0 bytes
+  cid=$(dk create "$IMAGE") || { fail "docker create $IMAGE failed"; return 1; }
+  t0=$(now)
+  timeout -k 2 600 docker export "$cid" | tee >(wc -c > /run/lab/export.bytes) | dd of=/dev/vdc bs=1M status=none
+  sync
+  bytes=$(cat /run/lab/export.bytes)
+  dk rm "$cid" > /dev/null
+  [ "$bytes" -gt 0 ] || { fail "docker export wrote nothing"; return 1; }
+  echo "$bytes" > "$RES/export.bytes"
+  note "docker export of a $IMAGE container: $((bytes / 1048576)) MiB to /dev/vdc in $(since "$t0") s"
+}
+
+enable_plugin() {
+  dk plugin inspect "$PLUGIN" > /dev/null || { fail "plugin $PLUGIN not in dockerd's store (the host's plugin-store.sh failed?): $(docker plugin ls 2>&1)"; return 1; }
+  local id sha want tries=1 t0
+  id=$(dk plugin inspect -f '{{.Id}}' "$PLUGIN")
+  sha=$(sha256sum "/var/lib/docker/plugins/$id/rootfs/opt/netvol/dist/cli.js" | cut -d' ' -f1)
+  want=$(cat "$RES/image-cli.sha256" 2>/dev/null)
+  note "the plugin's rootfs is the image's export: dist/cli.js $sha (image: $want)"
+  [ -n "$want" ] && [ "$sha" = "$want" ] || { fail "the plugin's dist/cli.js is not the image's"; return 1; }
+  mkdir -p /var/lib/netvol
+  dk plugin set "$PLUGIN" VERBOSE=true MOUNT_TIMEOUT=15 || { fail "docker plugin set failed"; return 1; }
+  t0=$(now)
+  # dockerd gives a plugin about 12 s to make its socket; the first start of node in this
+  # emulated guest can take longer (s13 in scenarios.sh tries the same way).
+  until dk plugin enable "$PLUGIN"; do
+    [ $tries -ge 4 ] && { fail "docker plugin enable failed $tries times"; return 1; }
+    tries=$((tries + 1))
+  done
+  note "docker plugin enable $PLUGIN: $(since "$t0") s, $tries attempt(s); $(dk plugin ls --format '{{.Name}} enabled={{.Enabled}}')"
+}
+
+volume_write() {
+  mkdir -p "$EXPORT_DIR"
+  dk volume create -d "$PLUGIN" --name dfvol -o "share=127.0.0.1:$EXPORT_DIR" || { fail "docker volume create failed"; return 1; }
+  dk run --rm -v dfvol:/data busybox sh -c 'echo written-through-the-dockerfile-image > /data/f.txt' || { fail "docker run -v dfvol failed"; return 1; }
+  [ "$(cat "$EXPORT_DIR/f.txt" 2>/dev/null)" = written-through-the-dockerfile-image ] || { fail "f.txt not on the server: $(ls -la "$EXPORT_DIR")"; return 1; }
+  note "a container wrote $EXPORT_DIR/f.txt on the server through the plugin: $(ls -l "$EXPORT_DIR/f.txt")"
+  note "netvol's log in the plugin: $(grep -m1 -o '"msg":"Volume mount"[^}]*' /var/log/dockerd.log 2>/dev/null || grep -m1 'Volume mount' /var/log/dockerd.log | cut -c1-200)"
+  dk volume rm dfvol || { fail "docker volume rm failed"; return 1; }
+  dk plugin disable "$PLUGIN" > /dev/null || { fail "docker plugin disable failed"; return 1; }
+}
+
+say "Dockerfile lab $LAB_MODE"
+case $LAB_MODE in
+  df1) step base_image base_image && step docker_build build && step export_rootfs export_rootfs ;;
+  df2) step plugin_enable enable_plugin && step plugin_volume volume_write ;;
+  *) say "unknown LAB_MODE $LAB_MODE" ;;
+esac
+write_report
+sync
+say "powering off"
+poweroff -f
