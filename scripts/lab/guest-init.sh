@@ -125,7 +125,8 @@ smbd -D
 say "smbd started"
 
 # --- netvol daemons (a systemd unit would order them Before=docker.service) ---
-bash "$LAB/scenarios.sh" pre-docker
+# (Not in the Dockerfile lab: its netvol is the plugin it builds.)
+case $LAB_MODE in df*) ;; *) bash "$LAB/scenarios.sh" pre-docker ;; esac
 [ "$LAB_MODE" = reboot2 ] && start_docker
 # Every docker call here is bounded: a dockerd that accepts the connection but never answers
 # must cost this boot a line in the console, not the host's whole timeout.

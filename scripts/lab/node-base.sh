@@ -47,10 +47,10 @@ fi
 T0=$(date +%s)
 WORK="$OUT.tmp"
 rm -rf "$WORK"
-mkdir -p "$WORK" "$CACHE/debs"
+mkdir -p "$WORK" "$CACHE/node-base-debs"
 ROOT="$WORK/rootfs"
 log "debootstrap bookworm (minbase) into $ROOT"
-debootstrap --variant=minbase --cache-dir="$CACHE/debs" bookworm "$ROOT" "$MIRROR" >&2
+debootstrap --variant=minbase --cache-dir="$CACHE/node-base-debs" bookworm "$ROOT" "$MIRROR" >&2
 
 # The Debian mirror the Dockerfile's apt-get would use, reduced to what it installs.
 log "fetching ${APT_PACKAGES[*]} and what they need into the image's local apt repository"
