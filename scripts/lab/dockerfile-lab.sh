@@ -49,12 +49,13 @@ build() {
   tail -25 "$LOGS/docker-build.txt"
   [ $rc -eq 0 ] || { fail "docker build failed (exit $rc): $(grep -m1 -iE 'error|returned a non-zero' "$LOGS/docker-build.txt" | cut -c1-200)"; return 1; }
   note "DOCKER_BUILDKIT=0 docker build -t $IMAGE . : $(since "$t0") s; image $(dk image ls --format '{{.Size}}' "$IMAGE"); steps: $(grep -c '^Step ' "$LOGS/docker-build.txt")"
-  note "installed offline from the stand-ins: $(grep -m1 -oE 'added [0-9]+ packages[^\n]*' "$LOGS/docker-build.txt"); apt: $(grep -m1 -oE '[0-9]+ newly installed' "$LOGS/docker-build.txt")"
+  note "installed offline from the stand-ins: npm ci $(grep -m1 -oE 'added [0-9]+ packages in [0-9a-z.]+' "$LOGS/docker-build.txt"); apt: $(grep -m1 -oE '[0-9]+ newly installed' "$LOGS/docker-build.txt")"
   local out
-  out=$(dk run --rm --entrypoint sh "$IMAGE" -c 'node /opt/netvol/dist/cli.js version && command -v mount.nfs mount.cifs umount netvol-plugin | tr "\n" " " && sha256sum /opt/netvol/dist/cli.js') \
-    || { fail "the image does not run netvol: $out"; return 1; }
+  # (dash's command -v takes one name at a time.)
+  out=$(dk run --rm --entrypoint sh "$IMAGE" -c 'node /opt/netvol/dist/cli.js version && for t in mount.nfs mount.nfs4 mount.cifs umount netvol-plugin netvol-csi-plugin; do command -v $t || exit 1; done && sha256sum /opt/netvol/dist/cli.js') \
+    || { fail "the image does not run netvol, or lacks a tool: $(echo "$out" | tr '\n' ' ')"; return 1; }
   note "in the image: $(echo "$out" | tr '\n' ' ')"
-  echo "$out" | awk 'END { print $1 }' > "$RES/image-cli.sha256"
+  echo "$out" | grep -oE '^[0-9a-f]{64}' > "$RES/image-cli.sha256"
 }
 
 export_rootfs() {

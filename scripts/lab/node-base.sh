@@ -52,6 +52,11 @@ ROOT="$WORK/rootfs"
 log "debootstrap bookworm (minbase) into $ROOT"
 debootstrap --variant=minbase --cache-dir="$CACHE/node-base-debs" bookworm "$ROOT" "$MIRROR" >&2
 
+# Slim, as the real image is: no docs, man pages or translations, and not the .debs
+# debootstrap leaves behind.
+rm -rf "$ROOT"/var/cache/apt/archives/*.deb "$ROOT"/usr/share/doc/* "$ROOT"/usr/share/man/* \
+  "$ROOT"/usr/share/info/* "$ROOT"/usr/share/locale/* "$ROOT"/var/log/*
+
 # The Debian mirror the Dockerfile's apt-get would use, reduced to what it installs.
 log "fetching ${APT_PACKAGES[*]} and what they need into the image's local apt repository"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
