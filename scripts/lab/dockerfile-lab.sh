@@ -3,17 +3,19 @@
 # dockerfile). guest-init.sh has brought up the NFS server and dockerd (20.10, the bookworm
 # image) and execs this script. Two boots, told apart by LAB_MODE:
 #
-#   df1  the repository's Dockerfile built as a user builds it: its FROM image,
-#        node:20-bookworm-slim, is `docker import`ed from the tar on /dev/vdb
-#        (scripts/lab/node-base.sh: a debootstrapped bookworm with node and npm, the Debian
-#        mirror and the npm registry stood in for by a local apt repository and npm's cache);
-#        then `docker build` (the classic builder: 20.10's BuildKit is not installed) of a copy
-#        of the repository; the image checked; `docker export` of a container of it written,
-#        as a tar, to the raw disk /dev/vdc.
-#   df2  that export is the rootfs of a managed plugin: the host unpacked it, put
-#        plugin-config.json beside it and created the plugin (scripts/lab/plugin-store.sh; a
-#        `docker plugin create` here gzips the rootfs, which takes over 10 minutes under TCG);
-#        its store is /dev/vdb. Enable it, make a volume, write through it to the server.
+#   df1  the repository's Dockerfile built as a user builds it. dockerd's data root is the disk
+#        /dev/vdb, on which the host's dockerd (the same docker.io) has `docker import`ed the
+#        Dockerfile's FROM image, node:20-bookworm-slim, from scripts/lab/node-base.sh's tar: a
+#        debootstrapped bookworm with node and npm, the Debian mirror and the npm registry
+#        stood in for by a local apt repository and npm's cache (scripts/lab/docker-root.sh:
+#        under emulation the import took 180-220 s). Then `docker build` (DOCKER_BUILDKIT=0:
+#        the classic builder, 20.10's default) of a copy of the repository; the image
+#        checked; dockerd stopped, so that the host can open the disk.
+#   df2  a container of that image, exported by the host's dockerd from the disk, is the rootfs
+#        of a managed plugin: the host put plugin-config.json beside it and created the plugin
+#        (scripts/lab/plugin-store.sh; a `docker plugin create` here gzips the rootfs, which
+#        takes over 10 minutes under TCG); its store is /dev/vdb. Enable it, make a volume,
+#        write through it to the server.
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8
@@ -31,11 +33,8 @@ PLUGIN=netvol-dockerfile:lab
 EXPORT_DIR=/srv/nfs/df
 
 base_image() {
-  local t0 size
-  size=$(blockdev --getsize64 /dev/vdb)
-  t0=$(now)
-  timeout -k 2 600 docker import - node:20-bookworm-slim < /dev/vdb || { fail "docker import of the base image failed"; return 1; }
-  note "docker import - node:20-bookworm-slim < the base tar ($((size / 1048576)) MiB): $(since "$t0") s; $(dk image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' node)"
+  dk image inspect node:20-bookworm-slim > /dev/null || { fail "no node:20-bookworm-slim in dockerd's data root (the host's docker-root.sh import failed?)"; return 1; }
+  note "FROM image: $(dk image ls --format '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}' node:20-bookworm-slim), made by docker import on the host into this dockerd's data root"
 }
 
 build() {
@@ -44,11 +43,14 @@ build() {
   # What `git clone` gives a user, without the parts .dockerignore leaves out anyway.
   tar -C "$REPO" --exclude=./node_modules --exclude=./dist --exclude=./.git --exclude=./test -cf - . | tar -C "$ctx" -xf -
   t0=$(now)
-  DOCKER_BUILDKIT=0 timeout -k 5 1500 docker build -t "$IMAGE" "$ctx" > "$LOGS/docker-build.txt" 2>&1
-  rc=$?
+  # Each line stamped with the guest's uptime: the steps' durations go into the report.
+  DOCKER_BUILDKIT=0 timeout -k 5 1500 docker build -t "$IMAGE" "$ctx" 2>&1 \
+    | while IFS= read -r l; do echo "$(cut -d' ' -f1 /proc/uptime) $l"; done > "$LOGS/docker-build.txt"
+  rc=${PIPESTATUS[0]}
   tail -25 "$LOGS/docker-build.txt"
   [ $rc -eq 0 ] || { fail "docker build failed (exit $rc): $(grep -m1 -iE 'error|returned a non-zero' "$LOGS/docker-build.txt" | cut -c1-200)"; return 1; }
-  note "DOCKER_BUILDKIT=0 docker build -t $IMAGE . : $(since "$t0") s; image $(dk image ls --format '{{.Size}}' "$IMAGE"); steps: $(grep -c '^Step ' "$LOGS/docker-build.txt")"
+  note "DOCKER_BUILDKIT=0 docker build -t $IMAGE . : $(since "$t0") s; image $(dk image ls --format '{{.Size}}' "$IMAGE")"
+  note "seconds per step: $(awk '$2 == "Step" { if (n) printf "%s %.0f; ", n, $1 - t; n = $3; t = $1 } END { printf "%s %.0f", n, $1 - t }' "$LOGS/docker-build.txt")"
   note "installed offline from the stand-ins: npm ci $(grep -m1 -oE 'added [0-9]+ packages in [0-9a-z.]+' "$LOGS/docker-build.txt"); apt: $(grep -m1 -oE '[0-9]+ newly installed' "$LOGS/docker-build.txt")"
   local out
   # (dash's command -v takes one name at a time.)
@@ -58,17 +60,16 @@ build() {
   echo "$out" | grep -oE '^[0-9a-f]{64}' > "$RES/image-cli.sha256"
 }
 
-export_rootfs() {
-  local cid t0 bytes
-  cid=$(dk create "$IMAGE") || { fail "docker create $IMAGE failed"; return 1; }
-  t0=$(now)
-  timeout -k 2 600 docker export "$cid" | tee >(wc -c > /run/lab/export.bytes) | dd of=/dev/vdc bs=1M status=none
+close_root() {
+  local pid
+  pid=$(cat /var/run/docker.pid 2> /dev/null)
+  kill "$pid" 2> /dev/null
+  local end=$((SECONDS + 90))
+  while kill -0 "$pid" 2> /dev/null && [ $SECONDS -lt $end ]; do sleep 0.5; done
+  kill -0 "$pid" 2> /dev/null && { fail "dockerd did not stop in 90 s"; return 1; }
   sync
-  bytes=$(cat /run/lab/export.bytes)
-  dk rm "$cid" > /dev/null
-  [ "$bytes" -gt 0 ] || { fail "docker export wrote nothing"; return 1; }
-  echo "$bytes" > "$RES/export.bytes"
-  note "docker export of a $IMAGE container: $((bytes / 1048576)) MiB to /dev/vdc in $(since "$t0") s"
+  umount /var/lib/docker || { fail "cannot unmount dockerd's data root: $(grep /var/lib/docker /proc/self/mountinfo | head -3)"; return 1; }
+  note "dockerd stopped and its data root unmounted for the host"
 }
 
 enable_plugin() {
@@ -104,7 +105,7 @@ volume_write() {
 
 say "Dockerfile lab $LAB_MODE"
 case $LAB_MODE in
-  df1) step base_image base_image && step docker_build build && step export_rootfs export_rootfs ;;
+  df1) step base_image base_image && step docker_build build && step close_root close_root ;;
   df2) step plugin_enable enable_plugin && step plugin_volume volume_write ;;
   *) say "unknown LAB_MODE $LAB_MODE" ;;
 esac

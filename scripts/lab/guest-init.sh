@@ -71,8 +71,11 @@ touch /run/lab/exec.log; chmod 0600 /run/lab/exec.log
 start_docker() {
   # The managed plugin, created on the host (scripts/lab/plugin-store.sh) and attached as a
   # second disk (a throwaway snapshot): dockerd loads its plugin store at start.
-  # (The Dockerfile lab's first boot has the base image's tar there instead.)
-  if [ -b /dev/vdb ] && [ "$LAB_MODE" != df1 ] && ! mountpoint -q /var/lib/docker/plugins; then
+  # The Dockerfile lab's first boot has dockerd's whole data root there instead, with the
+  # Dockerfile's base image in it (scripts/lab/docker-root.sh).
+  if [ "$LAB_MODE" = df1 ]; then
+    mkdir -p /var/lib/docker && mount /dev/vdb /var/lib/docker
+  elif [ -b /dev/vdb ] && ! mountpoint -q /var/lib/docker/plugins; then
     mkdir -p /var/lib/docker/plugins && mount /dev/vdb /var/lib/docker/plugins
   fi
   (containerd > /var/log/containerd.log 2>&1 &)

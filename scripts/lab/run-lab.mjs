@@ -102,8 +102,8 @@ export function buildCmdlineWatch(dir) {
  * Machine and CPU for every lab guest: TCG (the paravirtual /dev/kvm hangs Debian's kernel),
  * a smaller translation cache, and a CPU model with what Debian's userland expects.
  */
-export function tcgArgs() {
-  return ['-machine', 'q35', '-accel', 'tcg,thread=multi,tb-size=256', '-cpu', process.env.NETVOL_LAB_CPU || 'qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16'];
+export function tcgArgs(tbSizeMb = 256) {
+  return ['-machine', 'q35', '-accel', `tcg,thread=multi,tb-size=${tbSizeMb}`, '-cpu', process.env.NETVOL_LAB_CPU || 'qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16'];
 }
 
 /** Calls onLine with each complete line of a stream's chunks (a guest console: CR LF endings). */
@@ -159,7 +159,7 @@ export function systemdBoot() {
 
 // Boot the guest once. init: PID 1 (the image's /sbin/lab-init stub unless told otherwise);
 // append: more kernel arguments. Resolves with { code, timedOut, seconds }.
-export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, resultsDir, env, timeoutSec, consoleLog, quiet, onLine, pluginDir, dataDisks = [], init = '/sbin/lab-init', append = '' }) {
+export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, resultsDir, env, timeoutSec, consoleLog, quiet, onLine, pluginDir, dataDisks = [], init = '/sbin/lab-init', append = '', tbSizeMb }) {
   fs.mkdirSync(resultsDir, { recursive: true });
   buildCmdlineWatch(path.join(resultsDir, 'bin'));
   fs.writeFileSync(path.join(resultsDir, 'lab.env'),
@@ -167,7 +167,7 @@ export function boot({ img, format = 'raw', snapshot = true, kernel, initrd, res
   const mem = process.env.NETVOL_LAB_MEM || '2048';
   const cpus = process.env.NETVOL_LAB_CPUS || '2';
   const args = [
-    '-name', 'netvol-lab', ...tcgArgs(),
+    '-name', 'netvol-lab', ...tcgArgs(tbSizeMb),
     '-smp', cpus, '-m', mem, '-nographic', '-no-reboot', '-nic', 'none',
     '-serial', 'stdio', '-monitor', 'none',
     '-kernel', kernel, '-initrd', initrd,
@@ -249,28 +249,32 @@ export function buildPlugin({ kind = 'classic', name = 'netvol:lab' } = {}) {
   return store;
 }
 
-/** The stand-in for the Dockerfile's FROM image (scripts/lab/node-base.sh), cached like the guest image. */
-export function nodeBaseTar() {
+/**
+ * dockerd's data root for the Dockerfile lab's first boot, as an ext4 disk image, with the
+ * Dockerfile's FROM image in it: scripts/lab/node-base.sh's tar (cached like the guest image),
+ * docker import'ed by a private dockerd on the host (scripts/lab/docker-root.sh).
+ */
+export function dockerRootWithBase(disk) {
   const t0 = Date.now();
   const r = spawnSync('bash', [path.join(REPO, 'scripts', 'lab', 'node-base.sh')], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
   const tar = /^NODE_BASE_TAR=(.*)$/m.exec(r.stdout ?? '')?.[1];
   if (r.status !== 0 || !tar) throw new Error(`scripts/lab/node-base.sh failed (exit ${r.status})`);
-  log(`base image tar for the Dockerfile ready in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${tar}`);
-  return tar;
+  const i = spawnSync('bash', [path.join(REPO, 'scripts', 'lab', 'docker-root.sh'), 'import', disk, tar, 'node:20-bookworm-slim'], { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (i.status !== 0) throw new Error(`docker import of ${tar} into ${disk} failed (exit ${i.status})`);
+  log(`dockerd's data root with node:20-bookworm-slim (docker import of ${tar}) ready in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${disk}`);
+  return disk;
 }
 
 /**
- * The managed plugin whose rootfs is the Dockerfile image's export (the tar the first boot
- * wrote to the raw disk), with plugin-config.json, created by a private dockerd on the host
- * (scripts/lab/plugin-store.sh). Returns its store for the second boot.
+ * The managed plugin whose rootfs is a container of the image the first boot built, exported by
+ * a private dockerd on the host from that boot's data root, with plugin-config.json, created by
+ * another (scripts/lab/plugin-store.sh). Returns its store for the second boot.
  */
-export function dockerfilePlugin(exportDisk, dir) {
+export function dockerfilePlugin(dockerDisk, dir) {
   const t0 = Date.now();
   fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(path.join(dir, 'rootfs'), { recursive: true });
-  // The disk holds one tar at its start; tar stops at the archive's end marker.
-  const x = spawnSync('tar', ['-xf', exportDisk, '-C', path.join(dir, 'rootfs')], { stdio: ['ignore', 'inherit', 'inherit'] });
-  if (x.status !== 0) throw new Error(`cannot unpack the Dockerfile image's export from ${exportDisk}`);
+  const x = spawnSync('bash', [path.join(REPO, 'scripts', 'lab', 'docker-root.sh'), 'export', dockerDisk, 'netvol:dockerfile', path.join(dir, 'rootfs')], { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (x.status !== 0) throw new Error(`cannot export the image the Dockerfile built from ${dockerDisk}`);
   fs.copyFileSync(path.join(REPO, 'plugin-config.json'), path.join(dir, 'config.json'));
   const store = `${dir}-store`;
   const c = spawnSync('bash', [path.join(REPO, 'scripts', 'lab', 'plugin-store.sh'), dir, 'netvol-dockerfile:lab', store], { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] });
@@ -378,19 +382,23 @@ async function main() {
   // (dockerfilePlugin); the second boot enables it and writes through it
   // (scripts/lab/dockerfile-lab.sh).
   if (o.mode === 'dockerfile') {
-    const base = nodeBaseTar();
-    const exportDisk = path.join(results, 'df-export.img');
-    fs.rmSync(exportDisk, { force: true });
-    fs.writeFileSync(exportDisk, '');
-    fs.truncateSync(exportDisk, 3 * 1024 ** 3);
+    const dockerDisk = dockerRootWithBase(path.join(results, 'df-docker.img'));
     boots.splice(0, boots.length,
-      { name: 'df1', env: { LAB_MODE: 'df1' }, dataDisks: [base, exportDisk] },
-      { name: 'df2', env: { LAB_MODE: 'df2' }, prepare: () => ({ pluginDir: dockerfilePlugin(exportDisk, path.join(results, 'df-plugin')) }) });
-    if (!o.keep) dataDisks.push(exportDisk);
+      // A larger translation cache for a build that is mostly node's JIT (npm ci, tsc).
+      { name: 'df1', env: { LAB_MODE: 'df1' }, dataDisks: [dockerDisk], tbSizeMb: 1024 },
+      {
+        name: 'df2', env: { LAB_MODE: 'df2' },
+        prepare: () => {
+          fs.mkdirSync(path.join(results, 'df2'), { recursive: true });
+          fs.copyFileSync(path.join(results, 'df1', 'image-cli.sha256'), path.join(results, 'df2', 'image-cli.sha256'));
+          return { pluginDir: dockerfilePlugin(dockerDisk, path.join(results, 'df-plugin')) };
+        },
+      });
+    if (!o.keep) dataDisks.push(dockerDisk);
   }
   // What a boot needs from the one before it: the report row that says it ended cleanly (the
   // systemd and boot2docker labs), or every scenario passed (the VM lab's reboot pair).
-  const needs = { reboot2: ['reboot1'], systemd2: ['systemd1', 'before_reboot'], b2d2: ['b2d1', 'before_poweroff'], b2d3: ['b2d2', 'before_poweroff'], df2: ['df1', 'export_rootfs'] };
+  const needs = { reboot2: ['reboot1'], systemd2: ['systemd1', 'before_reboot'], b2d2: ['b2d1', 'before_poweroff'], b2d3: ['b2d2', 'before_poweroff'], df2: ['df1', 'close_root'] };
 
   let overlay = '';
   let firstBootClean = false;
@@ -424,7 +432,7 @@ async function main() {
     fs.mkdirSync(dir, { recursive: true });
     const r = await boot({
       img, format, snapshot, kernel: image.LAB_KERNEL, initrd: image.LAB_INITRD, resultsDir: dir, env: b.env, pluginDir: prepared.pluginDir ?? (b.name === 'main' ? pluginDir : undefined), dataDisks: b.dataDisks ?? (o.mode === 'dockerfile' ? [] : dataDisks),
-      timeoutSec, consoleLog: path.join(dir, 'console.log'), quiet: o.quiet, ...(b.systemd ? systemdBoot() : {}),
+      timeoutSec, consoleLog: path.join(dir, 'console.log'), quiet: o.quiet, ...(b.systemd ? systemdBoot() : {}), ...(b.tbSizeMb ? { tbSizeMb: b.tbSizeMb } : {}),
     });
     log(`boot ${b.name} ended after ${r.seconds.toFixed(0)} s${r.timedOut ? ' (TIMEOUT)' : ''}`);
     const rep = readReport(dir);
