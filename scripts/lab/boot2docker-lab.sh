@@ -23,16 +23,8 @@
 #   b2d3  the start line in bootlocal.sh: the container is restored or not, as measured; the
 #         row says which (it does not fail the lab: it is the measurement behind the hook)
 set -u
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=/root LANG=C.UTF-8
-REPO=/mnt/host
-RES=/mnt/results
-LOGS=$RES/logs
-mkdir -p "$LOGS"
-exec > >(tee -a "$LOGS/guest.log" > /dev/console) 2>&1
-LAB_MODE=b2d1
-[ -f "$RES/lab.env" ] && . "$RES/lab.env"
-. "$REPO/scripts/lab/lab-steps.sh"
+. "$(dirname "$(readlink -f "$0")")/lab-steps.sh"
+lab_begin b2d1
 
 P=/var/lib/boot2docker
 SOCK=/run/docker/plugins/nfs.sock

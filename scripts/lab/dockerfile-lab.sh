@@ -17,16 +17,8 @@
 #        takes over 10 minutes under TCG); its store is /dev/vdb. Enable it, make a volume,
 #        write through it to the server.
 set -u
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=/root LANG=C.UTF-8
-REPO=/mnt/host
-RES=/mnt/results
-LOGS=$RES/logs
-mkdir -p "$LOGS"
-exec > >(tee -a "$LOGS/guest.log" > /dev/console) 2>&1
-LAB_MODE=df1
-[ -f "$RES/lab.env" ] && . "$RES/lab.env"
-. "$REPO/scripts/lab/lab-steps.sh"
+. "$(dirname "$(readlink -f "$0")")/lab-steps.sh"
+lab_begin df1
 
 IMAGE=netvol:dockerfile
 PLUGIN=netvol-dockerfile:lab

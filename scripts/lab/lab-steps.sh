@@ -1,10 +1,28 @@
-# Steps and the report for the single-guest labs that boot more than once on one persistent
-# disk (systemd-lab.sh, boot2docker-lab.sh). Sourced after RES, LOGS and LAB_MODE are set.
+# The guest side of the single-guest labs that boot more than once on one persistent disk
+# (systemd-lab.sh, boot2docker-lab.sh, dockerfile-lab.sh): each sources this file and calls
+# `lab_begin FIRST_MODE` before anything else.
+#   lab_begin MODE       PATH, REPO, RES and LOGS; all output to the console and logs/guest.log;
+#                        LAB_MODE from $RES/lab.env (the host writes it before each boot), else MODE
 #   step NAME FUNCTION   runs FUNCTION with its output in $LOGS/NAME.log and appends a row
 #                        {name, status, seconds, detail, notes} to $RES/report.json
 #   note TEXT            a line for the current step's row (and the console)
 #   fail TEXT            the current step's detail when it fails
 # shellcheck shell=bash
+
+lab_begin() {
+  export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  export HOME=/root LANG=C.UTF-8
+  REPO=/mnt/host
+  RES=/mnt/results
+  LOGS=$RES/logs
+  # Under systemd the lab starts from a unit, before anything mounted the results share.
+  mountpoint -q "$RES" || mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 results "$RES"
+  mkdir -p "$LOGS"
+  # The console is where the host reads progress; a copy of everything goes to the results.
+  exec > >(tee -a "$LOGS/guest.log" > /dev/console) 2>&1
+  LAB_MODE=$1
+  if [ -f "$RES/lab.env" ]; then . "$RES/lab.env"; fi
+}
 
 ROWS=/run/lab/rows.jsonl
 NOTES=/run/lab/notes

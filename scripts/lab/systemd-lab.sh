@@ -16,24 +16,14 @@
 # Results: /mnt/results/report.json ({mode, scenarios: [{name, status, seconds, detail, notes}]}),
 # report.txt, logs/. Console lines start with "[guest ...]" (the host prints them).
 set -u
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=/root LANG=C.UTF-8
-REPO=/mnt/host
-RES=/mnt/results
-mountpoint -q "$RES" || mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 results "$RES"
-LOGS=$RES/logs
-mkdir -p "$LOGS" /run/lab /var/lib/netvol-lab
-# The console is where the host reads progress; a copy of everything goes to the results.
-exec > >(tee -a "$LOGS/guest.log" > /dev/console) 2>&1
-
-LAB_MODE=systemd1
-[ -f "$RES/lab.env" ] && . "$RES/lab.env"
+. "$(dirname "$(readlink -f "$0")")/lab-steps.sh"
+lab_begin systemd1
+mkdir -p /var/lib/netvol-lab
 SOCK=/run/docker/plugins/nfs.sock
 VOL=sdvol
 CTR=writer
 EXPORT_DIR=/srv/nfs/sd
 LINES=$EXPORT_DIR/lines.txt
-. "$REPO/scripts/lab/lab-steps.sh"
 svc() { systemctl show -p "$2" --value "$1"; }
 count_lines() { wc -l < "$LINES" 2>/dev/null || echo 0; }
 
