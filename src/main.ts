@@ -179,7 +179,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       });
       return driver.releaseStale(inUse, askedAt, config.staleGraceSeconds * 1000, dryRun);
     };
-    const unanswered = await UnansweredCalls.open(callFilesIn(join(stateDir, 'unanswered')), () => clock().getTime(), (error) =>
+    const processStartedMs = clock().getTime() - process.uptime() * 1000;
+    const unanswered = await UnansweredCalls.open(callFilesIn(join(stateDir, 'unanswered')), () => clock().getTime(), processStartedMs, (error) =>
       logger.warn({ err: error }, 'Could not keep a call\'s body while it is under way; if netvol is killed during one, dockerd\'s repeat of it fails'),
     );
     const left = unanswered.leftByPath;
@@ -224,6 +225,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     } else {
       server = await listenOnSocket(app, { path: config.socket, gid: config.socketGroup });
     }
+    unanswered.serving();
     logger.info(
       {
         driver: config.name,

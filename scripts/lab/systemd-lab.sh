@@ -346,7 +346,13 @@ case $LAB_MODE in
     if [ -f /var/lib/netvol-lab/before.count ]; then
       say "systemctl reboot"
       sync
-      systemctl reboot
+      # systemctl reboot asks logind, which once failed here with "Unit
+      # dbus-org.freedesktop.login1.service failed to load properly: File exists": the same
+      # clean reboot without logind is reboot.target itself.
+      systemctl reboot || {
+        say "systemctl reboot failed (exit $?); starting reboot.target instead"
+        systemctl start --job-mode=replace-irreversibly --no-block reboot.target
+      }
     else
       say "not rebooting: the first boot failed; powering off"
       systemctl poweroff

@@ -41,15 +41,20 @@ describe('empty repeats of calls a killed netvol left unanswered', () => {
 
   /** What a process killed while answering these calls leaves behind. */
   async function killedWhileAnswering(calls: { path: string; body: object }[]) {
-    const previous = await UnansweredCalls.open(callFilesIn(keptDir), () => now, () => undefined);
+    const previous = await UnansweredCalls.open(callFilesIn(keptDir), () => now, now, () => undefined);
     for (const { path, body } of calls) await previous.begin(path, JSON.stringify(body));
   }
 
-  async function serve() {
+  /** The next process; `startedMs`: when it began, `servedMs`: when it served the socket. */
+  async function serve(times: { startedMs?: number; servedMs?: number } = {}) {
     const { logger, lines } = memoryLogger();
-    const unanswered = await UnansweredCalls.open(callFilesIn(keptDir), () => now, () => undefined);
+    const unanswered = await UnansweredCalls.open(callFilesIn(keptDir), () => now, times.startedMs ?? now, () => undefined);
     const app = createApp({ routes: routeTable(fixture.driver), logger, secretKeys: [], unanswered });
     server = await listenOnSocket(app, { path: socketPath });
+    const reading = now;
+    now = times.servedMs ?? now;
+    unanswered.serving();
+    now = reading;
     return { app, lines, unanswered };
   }
 
@@ -105,11 +110,31 @@ describe('empty repeats of calls a killed netvol left unanswered', () => {
     expect(fixture.state.volumes['pg']?.mountIds).toEqual([]);
   });
 
-  it('explains an empty Get, which is not kept', async () => {
+  it('answers an empty Get that waited in the socket backlog through a long restart', async () => {
+    // Seen under systemd: the Get before a `docker run`'s Mount was under way at a SIGKILL; the
+    // restart took 44 s, and the `docker run` failed with "Unable to find image" (the CLI's
+    // reading of a failed volume lookup).
+    await killedWhileAnswering([{ path: '/VolumeDriver.Get', body: { Name: 'pg' } }]);
+    const received = now;
+    now = received + 44_000;
+    await serve({ startedMs: received + 9_000, servedMs: received + 43_500 });
+    const reply = await call('/VolumeDriver.Get', '');
+    expect(reply.status).toBe(200);
+    expect((reply.body as { Volume?: { Name?: string } }).Volume?.Name).toBe('pg');
+  });
+
+  it('explains an empty Get it has nothing kept for', async () => {
     await serve();
     const reply = await call('/VolumeDriver.Get', '');
     expect(reply.status).toBe(400);
-    expect(reply.body.Err).toMatch(/dockerd sent VolumeDriver\.Get with an empty body: .*netvol keeps no VolumeDriver\.Get calls to answer a repeat with\. Run the docker command again$/);
+    expect(reply.body.Err).toMatch(/dockerd sent VolumeDriver\.Get with an empty body: .*left no VolumeDriver\.Get call unanswered\. Run the docker command again$/);
+  });
+
+  it('explains an empty Create, which is never kept (its options may hold a password)', async () => {
+    await serve();
+    const reply = await call('/VolumeDriver.Create', '');
+    expect(reply.status).toBe(400);
+    expect(reply.body.Err).toMatch(/netvol keeps no VolumeDriver\.Create calls to answer a repeat with\. Run the docker command again$/);
   });
 
   it('a sent {} is bad input, not a repeat', async () => {

@@ -103,6 +103,8 @@ const PROFILES = {
       'SMB_PATH=/home/adam/docker/smb',
       // Trials per way in the bench step (npm run bench:csi asks for more; 0 leaves it out).
       `BENCH_TRIALS=${/^\d+$/.test(process.env.NETVOL_BENCH_TRIALS || '') ? Number(process.env.NETVOL_BENCH_TRIALS) : 3}`,
+      // Only these steps (NETVOL_LAB_STEPS=cluster,plugin,bench: the benchmark without the rest).
+      `STEPS=${/^[a-z,-]*$/.test(process.env.NETVOL_LAB_STEPS || '') ? process.env.NETVOL_LAB_STEPS || '' : ''}`,
     ],
     legend: [
       'figures: to_created = docker volume create -> `docker volume ls --cluster` says created (polled every 1 s);',

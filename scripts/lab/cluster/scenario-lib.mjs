@@ -136,7 +136,12 @@ export async function onNode(n, script, timeoutS = 120) {
 // ------------------------------------------------------------------ the report
 export const report = { startedAt: new Date().toISOString(), steps: [], clock: {} };
 
+const onlySteps = (env.STEPS || '').split(',').filter(Boolean);
 export async function step(name, fn) {
+  if (onlySteps.length && !onlySteps.includes(name)) {
+    say(`=== step ${name}: not run (STEPS=${env.STEPS})`);
+    return null;
+  }
   const t0 = Date.now();
   say(`=== step ${name}`);
   const entry = { name, status: 'pass', seconds: 0, figures: {}, notes: [] };

@@ -9,14 +9,29 @@ import { join } from 'node:path';
  * (through systemd's socket, or once it listens again) as `{}`, fails ("Name is required"), and
  * the `docker run` or `docker volume rm` behind it fails with it.
  *
- * So while a call that changes something is under way its body is kept in a file. A process that
- * dies leaves the files of the calls it never answered; the next one reads them at start, and an
- * empty repeat of one of them is answered with its body. The files need no fsync: they only have
+ * So while a call that names a volume (all but Create, whose options may hold a password) is
+ * under way its body is kept in a file. A process that dies leaves the files of the calls it
+ * never answered; the next one reads them at start, and an empty repeat of one of them is
+ * answered with its body. The files need no fsync: they only have
  * to outlive the process, not the machine (a reboot restarts dockerd too, and nothing repeats).
  */
 
 /** dockerd gives up repeating a call 30 s after its first try; a little slack for clock reads. */
 export const REPEAT_WINDOW_MS = 35_000;
+
+/**
+ * A repeat sent while no process served the socket waits in its backlog (systemd's socket, or
+ * the managed plugin's early socket) and is read as soon as the next process serves it, however
+ * long its start took. One read this soon after that may have been sent as early as the process
+ * began, so the window is counted from then.
+ */
+export const BACKLOG_READ_MS = 10_000;
+
+/** When this process began and when it began to serve the socket (epoch ms). */
+export interface ProcessTimes {
+  readonly startedMs: number;
+  readonly servingSinceMs: number;
+}
 
 export interface UnansweredCall {
   readonly path: string;
@@ -32,17 +47,19 @@ export type RepeatPick = { readonly found: true; readonly body: string } | { rea
  * nothing to tell two calls of the same kind apart, and answering the wrong one would hand a
  * container another volume's mountpoint.
  */
-export function pickRepeat(left: readonly UnansweredCall[], path: string, nowMs: number): RepeatPick {
+export function pickRepeat(left: readonly UnansweredCall[], path: string, nowMs: number, times?: ProcessTimes): RepeatPick {
   const what = path.slice(1);
+  // When the repeat may have been sent.
+  const sentBy = times && nowMs - times.servingSinceMs <= BACKLOG_READ_MS ? Math.min(nowMs, times.startedMs) : nowMs;
   const sameKind = left.filter((call) => call.path === path);
-  const recent = sameKind.filter((call) => nowMs - call.receivedMs <= REPEAT_WINDOW_MS);
+  const recent = sameKind.filter((call) => sentBy - call.receivedMs <= REPEAT_WINDOW_MS);
   const [only] = recent;
   if (recent.length === 1 && only) return { found: true, body: only.body };
   if (recent.length > 1) {
     return { found: false, why: `netvol's previous process left ${recent.length} ${what} calls unanswered, and the repeat does not say which one it is` };
   }
   if (sameKind.length > 0) {
-    return { found: false, why: `the ${what} call netvol's previous process left unanswered was received more than ${REPEAT_WINDOW_MS / 1000} s ago, longer than dockerd repeats a call` };
+    return { found: false, why: `the ${what} call netvol's previous process left unanswered was received more than ${REPEAT_WINDOW_MS / 1000} s before this repeat was sent, longer than dockerd repeats a call` };
   }
   return { found: false, why: `netvol's previous process left no ${what} call unanswered` };
 }
@@ -84,16 +101,18 @@ export function callFilesIn(dir: string): CallFiles {
 export class UnansweredCalls {
   private next = 0;
   private warnedWrite = false;
+  private times: ProcessTimes | undefined;
 
   private constructor(
     private readonly files: CallFiles,
     private left: UnansweredCall[],
     private readonly now: () => number,
+    private readonly startedMs: number,
     private readonly onWriteError: (error: unknown) => void,
   ) {}
 
-  /** Reads (and clears) what the previous process left. */
-  static async open(files: CallFiles, now: () => number, onWriteError: (error: unknown) => void): Promise<UnansweredCalls> {
+  /** Reads (and clears) what the previous process left; `startedMs`: when this process began. */
+  static async open(files: CallFiles, now: () => number, startedMs: number, onWriteError: (error: unknown) => void): Promise<UnansweredCalls> {
     const left: UnansweredCall[] = [];
     for (const { text, mtimeMs } of await files.takeAll()) {
       try {
@@ -103,7 +122,7 @@ export class UnansweredCalls {
         // A file cut short by a full disk: nothing to answer with.
       }
     }
-    return new UnansweredCalls(files, left, now, onWriteError);
+    return new UnansweredCalls(files, left, now, startedMs, onWriteError);
   }
 
   /** The calls the previous process left, for the start-up log. */
@@ -127,9 +146,14 @@ export class UnansweredCalls {
     return () => this.files.remove(name).catch(() => undefined);
   }
 
+  /** The socket is served from now on: repeats that waited in its backlog are read now. */
+  serving(): void {
+    this.times = { startedMs: this.startedMs, servingSinceMs: this.now() };
+  }
+
   /** The body an empty repeat of `path` stands for, taken so that no second repeat gets it. */
   takeRepeat(path: string): RepeatPick {
-    const pick = pickRepeat(this.left, path, this.now());
+    const pick = pickRepeat(this.left, path, this.now(), this.times);
     if (pick.found) this.left = this.left.filter((call) => call.path !== path);
     return pick;
   }
