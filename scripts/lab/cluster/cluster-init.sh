@@ -95,8 +95,10 @@ start_docker() {
   (dockerd --host unix:///run/docker.sock > /var/log/dockerd.log 2>&1 &)
 }
 wait_docker() {
-  local i
-  for i in $(seq 1 600); do docker info > /dev/null 2>&1 && return 0; sleep 0.5; done
+  # By the clock, each try bounded: a dockerd that accepts the connection and never answers
+  # would otherwise hold the boot until the lab's own timeout, with nothing said.
+  local end=$((SECONDS + 300))
+  while [ $SECONDS -lt $end ]; do timeout 20 docker info > /dev/null 2>&1 && return 0; sleep 0.5; done
   return 1
 }
 swarm_state() { docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null; }
