@@ -62,7 +62,8 @@ wait_until() { # SECONDS CMD...: by the clock, since one try (a docker call) can
 # Unmounts come netvol's --unmount-delay (3 s) after the last container, plus umount's own time
 # in this emulated guest: waits for them allow 40 s.
 not_mounted() { [ "$(mount_count "$1")" = 0 ]; }
-no_umount_processes() { [ -z "$(pgrep -x umount; pgrep -x umount.nfs4)" ]; }
+umount_pids() { pgrep -x umount; pgrep -x umount.nfs4; }
+no_umount_processes() { [ -z "$(umount_pids)" ]; }
 # SIGKILL (bit 9) pending for PID, sent to it or to its process group
 kill_pending() {
   [ -e "/proc/$1" ] || return 0
@@ -562,7 +563,7 @@ s12_server_dies() {
   # later; a process the kernel keeps after that must at least have the SIGKILL pending.
   wait_until $((MOUNT_TIMEOUT + 10)) no_umount_processes || {
     local pid
-    for pid in $(pgrep -x umount; pgrep -x umount.nfs4); do
+    for pid in $(umount_pids); do
       kill_pending "$pid" || fail "an umount process outlived its timeout without being killed: $(ps -o pid,etime,stat,wchan:32,args -p "$pid")"
       note "umount process $pid stays in the kernel after netvol's SIGKILL (the dead server's NFSv4 teardown): $(ps -o pid=,etime=,stat=,wchan:32=,args= -p "$pid")"
     done

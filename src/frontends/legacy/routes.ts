@@ -19,9 +19,10 @@ export interface Route<S extends z.ZodTypeAny = z.ZodTypeAny> {
   readonly handle: (body: z.infer<S>, context: CallContext) => Promise<Reply> | Reply;
   /**
    * Its body is kept on disk while it is under way, so that dockerd's empty repeat of it after
-   * a kill can be answered (unanswered-calls.ts). For every call that names a volume but Create,
-   * whose options may hold a password: Get and Path too, since dockerd sends a Get before nearly
-   * every other call and a `docker run` whose Get fails reports a missing image instead.
+   * a kill can be answered (unanswered-calls.ts). For the calls that change something and take
+   * long enough to be caught by a kill; not Create, whose options may hold a password. Not Get or
+   * Path: they answer from memory at once, a file per call doubled Get's latency (npm run bench),
+   * and the kill has to land in the moment that file itself takes.
    */
   readonly kept?: boolean;
   /**
@@ -76,8 +77,8 @@ export function routeTable(driver: VolumeDriver): Record<string, Route> {
         return { Err: '' };
       }),
     ),
-    '/VolumeDriver.Path': kept(route(nameRequest, (body) => ({ Mountpoint: driver.pathOf(body.Name), Err: '' }))),
-    '/VolumeDriver.Get': kept(route(nameRequest, (body) => ({ Volume: driver.get(body.Name), Err: '' }))),
+    '/VolumeDriver.Path': route(nameRequest, (body) => ({ Mountpoint: driver.pathOf(body.Name), Err: '' })),
+    '/VolumeDriver.Get': route(nameRequest, (body) => ({ Volume: driver.get(body.Name), Err: '' })),
     '/VolumeDriver.List': route(emptyRequest, () => new PreSerialized(driver.listReply())),
   };
 }

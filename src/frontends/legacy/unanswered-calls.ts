@@ -9,10 +9,9 @@ import { join } from 'node:path';
  * (through systemd's socket, or once it listens again) as `{}`, fails ("Name is required"), and
  * the `docker run` or `docker volume rm` behind it fails with it.
  *
- * So while a call that names a volume (all but Create, whose options may hold a password) is
- * under way its body is kept in a file. A process that dies leaves the files of the calls it
- * never answered; the next one reads them at start, and an empty repeat of one of them is
- * answered with its body. The files need no fsync: they only have
+ * So while a call that changes something is under way its body is kept in a file. A process that
+ * dies leaves the files of the calls it never answered; the next one reads them at start, and an
+ * empty repeat of one of them is answered with its body. The files need no fsync: they only have
  * to outlive the process, not the machine (a reboot restarts dockerd too, and nothing repeats).
  */
 
