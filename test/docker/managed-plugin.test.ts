@@ -254,9 +254,10 @@ describeManagedPlugin('netvol as a Docker managed plugin built without a registr
 
   it('gives a container the share through the propagated mount (bind-mount stand-in for mount.nfs)', async () => {
     await ok(['plugin', 'disable', '-f', PLUGIN]);
-    // EARLY_SOCKET=true: every call below goes through the relay that holds dockerd's socket;
-    // netvol's own socket keeps the name netvol.sock, so the driver name and the state are the same.
-    await ok(['plugin', 'set', PLUGIN, `EXTRA_ARGS=--mount-command ${STAND_IN}`, 'EARLY_SOCKET=true']);
+    // The calls above went through the relay that holds dockerd's socket (EARLY_SOCKET, the
+    // default); from here netvol binds the socket itself (EARLY_SOCKET=false). Either way its
+    // socket is named netvol.sock, so the driver name and the state are the same.
+    await ok(['plugin', 'set', PLUGIN, `EXTRA_ARGS=--mount-command ${STAND_IN}`, 'EARLY_SOCKET=false']);
     await ok(['plugin', 'enable', PLUGIN], 120_000);
     const { Id: id } = await inspectPlugin();
     const dataRoot = dockerd().dirs.dataRoot;

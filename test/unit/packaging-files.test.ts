@@ -27,16 +27,19 @@ describe('managed plugin config', () => {
     // Run the entry point with NODE=echo, to read the command it would exec.
     const run = (env: Record<string, string>) =>
       spawnSync('sh', [script], { env: { PATH: process.env['PATH'] ?? '', NODE: 'echo', ...env }, encoding: 'utf8' });
-    const nfs = run({ PROTOCOL: 'nfs', NFS_VERSION: '3', MOUNT_OPTIONS: 'nolock', VERBOSE: 'true' });
+    const nfs = run({ PROTOCOL: 'nfs', NFS_VERSION: '3', MOUNT_OPTIONS: 'nolock', VERBOSE: 'true', EARLY_SOCKET: 'false' });
     expect(nfs.stdout.trim()).toBe(
       '--max-semi-space-size=1 --optimize-for-size /opt/netvol/dist/cli.js nfs --socket /run/docker/plugins/netvol.sock --state-dir /var/lib/netvol --basedir /var/lib/docker-volumes/netshare --mount-timeout 20 --no-activate -v 3 -o nolock --verbose',
     );
-    // EARLY_SOCKET: the relay holds dockerd's socket, netvol serves one of the same name beside it.
+    // EARLY_SOCKET (the default, as dockerd sets it from the config): the relay holds dockerd's
+    // socket, netvol serves one of the same name beside it.
+    expect(config.Env).toContainEqual(expect.objectContaining({ Name: 'EARLY_SOCKET', Value: 'true' }));
     const early = run({ EARLY_SOCKET: 'true' });
+    expect(run({}).stdout).toContain('--import /opt/netvol/socket-early.mjs');
     expect(early.stdout.trim()).toBe(
       '--max-semi-space-size=1 --optimize-for-size --import /opt/netvol/socket-early.mjs /opt/netvol/dist/cli.js nfs --socket /run/netvol.sock --state-dir /var/lib/netvol --basedir /var/lib/docker-volumes/netshare --mount-timeout 20 --no-activate -v 4',
     );
-    const efs = run({ PROTOCOL: 'efs', EFS_REGION: 'eu-west-1' });
+    const efs = run({ PROTOCOL: 'efs', EFS_REGION: 'eu-west-1', EARLY_SOCKET: 'false' });
     expect(efs.stdout).toContain('efs --socket /run/docker/plugins/netvol.sock');
     expect(efs.stdout).toContain('--region eu-west-1');
   });

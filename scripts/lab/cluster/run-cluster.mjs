@@ -51,7 +51,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildCmdlineWatch, buildImage, buildPlugin, ensureBuild, failuresAndNotes, lineSplitter, resultsRoot, tcgArgs } from '../run-lab.mjs';
+import { buildCmdlineWatch, buildImage, buildPlugin, consoleTail, earlyCrash, ensureBuild, failuresAndNotes, lineSplitter, resultsRoot, tcgArgs } from '../run-lab.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..', '..', '..');
@@ -457,18 +457,34 @@ async function main() {
     if (!pluginStore) throw new Error('the managed plugins could not be built or created (see above)');
   }
 
-  const cluster = new Cluster(o, profile, image, results, pluginStore);
+  let cluster = new Cluster(o, profile, image, results, pluginStore);
   const onSig = () => { cluster.stopAllSync(); process.exit(130); };
   process.once('SIGINT', onSig);
   process.once('SIGTERM', onSig);
   process.once('exit', () => cluster.stopAllSync());
   let fatal = '';
   try { await cluster.run(); } catch (e) { fatal = e.message; log(`fatal: ${e.message}`); await cluster.stopAll(); }
+  // A kernel that died in its own boot (earlyCrash in run-lab.mjs) ends the run before anything
+  // of netvol ran: the whole cluster boots once more, on fresh disks, in results/retry.
+  const retryNotes = [];
+  const crashed = fs.existsSync(path.join(cluster.share, 'report.json')) ? []
+    : Object.keys(cluster.nodes).map((n) => [n, earlyCrash(path.join(results, `console-${n}-1.log`))]).filter(([, c]) => c);
+  if (crashed.length) {
+    retryNotes.push(`the first run ended without a report: ${crashed.map(([n, c]) => `${n}'s kernel died in its boot (${c})`).join('; ')}; the cluster booted again in ${results}/retry`);
+    log(retryNotes[0]);
+    cluster = new Cluster(o, profile, image, path.join(results, 'retry'), pluginStore);
+    fatal = '';
+    try { await cluster.run(); } catch (e) { fatal = e.message; log(`fatal: ${e.message}`); await cluster.stopAll(); }
+  }
 
   let rep = null;
   try { rep = JSON.parse(fs.readFileSync(path.join(cluster.share, 'report.json'), 'utf8')); } catch { /* none */ }
   const rows = rep ? rep.steps.slice() : [];
-  if (!rep) rows.push({ name: 'report', status: 'fail', seconds: 0, detail: `no report.json from the manager${fatal ? ` (${fatal})` : ''}; see ${results}/console-a-1.log` });
+  if (retryNotes.length) rows.unshift({ name: 'boot:retried', status: 'retry', seconds: 0, notes: retryNotes });
+  if (!rep) {
+    const consoleA = path.join(cluster.results, 'console-a-1.log');
+    rows.push({ name: 'report', status: 'fail', seconds: 0, detail: `no report.json from the manager${fatal ? ` (${fatal})` : ''}; ${consoleA} ended:\n${consoleTail(consoleA, 15)}` });
+  }
   if (cluster.timedOut) rows.push({ name: 'timeout', status: 'fail', seconds: o.timeout, detail: `the run hit --timeout ${o.timeout} s` });
   const unexpected = cluster.events.filter((e) => e.event === 'exit' && !e.expected && e.node !== 'a');
   for (const e of unexpected) rows.push({ name: `exit-${e.node}${e.boot}`, status: 'fail', seconds: 0, detail: `worker ${e.node} (boot ${e.boot}) powered off on its own (${e.signal || `code ${e.code}`})` });
