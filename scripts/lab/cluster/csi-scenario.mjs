@@ -535,8 +535,9 @@ echo "--- $(tr '\\n' ' ' < /tmp/rc.out | cut -c1-600)"`, 600);
 
 await step('plugin-upgrade', async (e) => {
   // docker plugin upgrade to the :next build while volumes exist and a task writes: on the
-  // worker running portainer first (disable -f under a running task, as a user must), then on
-  // the manager, whose plugin is also the controller.
+  // worker running portainer (disable -f under a running task, as a user must) and on the
+  // manager, whose plugin is also the controller, at once (the worker's pull of the new rootfs
+  // over the emulated wire is most of the step).
   const { n, v: v0, c: c0 } = await portainerOnWorker();
   const volsBefore = clusterVolumes();
   // 'cli[.]js': on A the script is bash -c's own argv, which a plain 'cli.js' would match.
@@ -551,8 +552,9 @@ t2=$(date +%s.%N)
 echo "$t0 $t1 $t2 $r1 $r2 $r3 $b0 $(build) $(docker plugin inspect -f '{{.PluginReference}}' ${PLUGIN}) $(docker plugin inspect -f '{{json .Settings.Env}}' ${PLUGIN})"
 echo "--- $(tr '\\n' ' ' < /tmp/up.out | cut -c1-600)"`, 400);
   const results = {};
-  for (const node of [n, 'a']) {
-    const out = await upgrade(node);
+  const outs = await Promise.all([n, 'a'].map((node) => upgrade(node)));
+  for (const [i, node] of [n, 'a'].entries()) {
+    const out = outs[i];
     const [line, rest = ''] = out.trim().split('\n');
     const [t0, t1, t2, r1, r2, r3, b0, b1, ref, ...penv] = line.split(' ');
     results[node] = { t0: Number(t0), t2: Number(t2) };
