@@ -123,10 +123,12 @@ describe('empty repeats of calls a killed netvol left unanswered', () => {
   });
 
   it('explains an empty Get, which is not kept', async () => {
-    await serve();
+    const { lines } = await serve();
     const reply = await call('/VolumeDriver.Get', '');
     expect(reply.status).toBe(400);
     expect(reply.body.Err).toMatch(/dockerd sent VolumeDriver\.Get with an empty body: .*netvol keeps no VolumeDriver\.Get calls to answer a repeat with\. Run the docker command again$/);
+    // Logged as well, since the docker CLI can turn this failure into another message.
+    expect(lines.some((line) => line.includes('dockerd sent VolumeDriver.Get with an empty body'))).toBe(true);
   });
 
   it('explains an empty Create, which is never kept (its options may hold a password)', async () => {

@@ -142,9 +142,11 @@ async function parseBody(
     const what = path.slice(1);
     const pick = route.kept && unanswered ? unanswered.takeRepeat(path) : { found: false as const, why: `netvol keeps no ${what} calls to answer a repeat with` };
     if (!pick.found) {
-      throw new ValidationError(
-        `dockerd sent ${what} with an empty body: it does that when it repeats a call whose first try broke off (moby/moby#39331), as when netvol restarted while answering it; ${pick.why}. Run the docker command again`,
-      );
+      const message = `dockerd sent ${what} with an empty body: it does that when it repeats a call whose first try broke off (moby/moby#39331), as when netvol restarted while answering it; ${pick.why}. Run the docker command again`;
+      // In the log too: the docker CLI may show another error for it (a failed Get under
+      // docker run reads "Unable to find image"), and this line says what happened.
+      logger.warn({ call: path }, message);
+      throw new ValidationError(message);
     }
     raw = JSON.parse(pick.body) as unknown;
     parsed = route.schema.safeParse(raw);
