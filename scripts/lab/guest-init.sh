@@ -79,13 +79,8 @@ start_docker() {
     mkdir -p /var/lib/docker/plugins && mount /dev/vdb /var/lib/docker/plugins
   fi
   (containerd > /var/log/containerd.log 2>&1 &)
-  # dockerd started before containerd's socket exists starts a containerd of its own, and under
-  # load gives up on it: "failed to start containerd: timeout waiting for containerd to start"
-  # (a worker beside another guest), and the node never has a docker. So it waits for the
-  # socket (in the background: the boot goes on meanwhile) and is told where it is.
-  ( end=$((SECONDS + 240))
-    until [ -S /run/containerd/containerd.sock ] || [ $SECONDS -ge $end ]; do sleep 0.5; done
-    exec dockerd --host unix:///run/docker.sock --containerd=/run/containerd/containerd.sock > /var/log/dockerd.log 2>&1 ) &
+  # In the background: the boot goes on while containerd starts.
+  sh "$LAB/dockerd-after-containerd.sh" /var/log/dockerd.log &
 }
 # dockerd is slow to start under TCG: start it now, in parallel with the servers, unless this
 # boot checks what dockerd does with existing volumes at start (then the plugins come first)

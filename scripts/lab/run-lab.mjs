@@ -296,30 +296,33 @@ function keepBenchResults(dir) {
   log(`benchmark JSON: ${target}`);
 }
 
+/** A guest's console as lines of text: without the terminal's escapes and CRs, nor empty lines. */
+function consoleLines(file) {
+  let text;
+  try { text = fs.readFileSync(file, 'utf8'); } catch { return null; }
+  return text.replace(/\x1b\[[0-9;?]*[a-zA-Z]|\x1bc/g, '').split(/\r?\n/).map((l) => l.trimEnd()).filter(Boolean);
+}
+
 /**
  * The last lines of a guest's console, for a boot that ended without its report: CI keeps only
  * the end of the output, and this says where the guest was.
  */
 export function consoleTail(file, n = 25) {
-  let text;
-  try { text = fs.readFileSync(file, 'utf8'); } catch { return '(no console log)'; }
-  const lines = text.replace(/\x1b\[[0-9;?]*[a-zA-Z]|\x1bc/g, '').split(/\r?\n/).map((l) => l.trimEnd()).filter(Boolean);
-  return lines.slice(-n).join('\n');
+  const lines = consoleLines(file);
+  return lines ? lines.slice(-n).join('\n') : '(no console log)';
 }
 
 /**
- * The kernel's oops line when a guest died in its own boot, before the lab's own scripts said anything
- * (no "[guest", "[scenario" or "[cluster-" line): the emulator's fault, not the lab's, since nothing of netvol ran. Seen once
- * under CI: "Oops: int3" in the scheduler 1.8 s into a forky boot with two vCPUs (multi-threaded
- * TCG patching kernel text under another vCPU). Such a boot is worth one more try.
+ * The kernel's oops line when a guest died in its own boot, before the lab's own scripts said
+ * anything (no "[guest", "[scenario" or "[cluster-" line): the emulator's fault, not the lab's,
+ * since nothing of netvol ran. Seen once under CI: "Oops: int3" in the scheduler 1.8 s into a
+ * forky boot with two vCPUs (multi-threaded TCG patching kernel text under another vCPU). Such a
+ * boot is worth one more try.
  */
 export function earlyCrash(file) {
-  let text;
-  try { text = fs.readFileSync(file, 'utf8'); } catch { return ''; }
-  text = text.replace(/\x1b\[[0-9;?]*[a-zA-Z]|\x1bc|\r/g, '');
-  if (/^\[(guest|scenario|cluster-)/m.test(text)) return '';
-  const m = /^.*(Oops:|Kernel panic|BUG: ).*$/m.exec(text);
-  return m ? m[0].trim() : '';
+  const lines = consoleLines(file) ?? [];
+  if (lines.some((l) => /^\[(guest|scenario|cluster-)/.test(l))) return '';
+  return lines.find((l) => /Oops:|Kernel panic|BUG: /.test(l))?.trim() ?? '';
 }
 
 /** The report's tail, shared with the cluster lab: each failure's detail, then every note. */

@@ -92,13 +92,8 @@ serve_cmds &
 
 start_docker() {
   (containerd > /var/log/containerd.log 2>&1 &)
-  # dockerd started before containerd's socket exists starts a containerd of its own, and under
-  # load gives up on it: "failed to start containerd: timeout waiting for containerd to start"
-  # (a worker beside another guest), and the node never has a docker. So it waits for the
-  # socket (in the background: the boot goes on meanwhile) and is told where it is.
-  ( end=$((SECONDS + 240))
-    until [ -S /run/containerd/containerd.sock ] || [ $SECONDS -ge $end ]; do sleep 0.5; done
-    exec dockerd --host unix:///run/docker.sock --containerd=/run/containerd/containerd.sock > /var/log/dockerd.log 2>&1 ) &
+  # In the background: the boot goes on while containerd starts.
+  sh "$HERE/../dockerd-after-containerd.sh" /var/log/dockerd.log &
 }
 wait_docker() {
   # By the clock, each try bounded: a dockerd that accepts the connection and never answers

@@ -552,8 +552,10 @@ t2=$(date +%s.%N)
 echo "$t0 $t1 $t2 $r1 $r2 $r3 $b0 $(build) $(docker plugin inspect -f '{{.PluginReference}}' ${PLUGIN}) $(docker plugin inspect -f '{{json .Settings.Env}}' ${PLUGIN})"
 echo "--- $(tr '\\n' ' ' < /tmp/up.out | cut -c1-600)"`, 400);
   const results = {};
-  const outs = await Promise.all([n, 'a'].map((node) => upgrade(node)));
-  for (const [i, node] of [n, 'a'].entries()) {
+  // The worker first: its request is written to the share before A's own call blocks.
+  const upgraded = [n, 'a'];
+  const outs = await Promise.all(upgraded.map((node) => upgrade(node)));
+  for (const [i, node] of upgraded.entries()) {
     const out = outs[i];
     const [line, rest = ''] = out.trim().split('\n');
     const [t0, t1, t2, r1, r2, r3, b0, b1, ref, ...penv] = line.split(' ');

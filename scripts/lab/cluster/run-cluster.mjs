@@ -462,8 +462,11 @@ async function main() {
   process.once('SIGINT', onSig);
   process.once('SIGTERM', onSig);
   process.once('exit', () => cluster.stopAllSync());
-  let fatal = '';
-  try { await cluster.run(); } catch (e) { fatal = e.message; log(`fatal: ${e.message}`); await cluster.stopAll(); }
+  // The run's fatal error, if any ('' when it ended by itself).
+  const runCluster = async () => {
+    try { await cluster.run(); return ''; } catch (e) { log(`fatal: ${e.message}`); await cluster.stopAll(); return e.message; }
+  };
+  let fatal = await runCluster();
   // A kernel that died in its own boot (earlyCrash in run-lab.mjs) ends the run before anything
   // of netvol ran: the whole cluster boots once more, on fresh disks, in results/retry.
   const retryNotes = [];
@@ -473,8 +476,7 @@ async function main() {
     retryNotes.push(`the first run ended without a report: ${crashed.map(([n, c]) => `${n}'s kernel died in its boot (${c})`).join('; ')}; the cluster booted again in ${results}/retry`);
     log(retryNotes[0]);
     cluster = new Cluster(o, profile, image, path.join(results, 'retry'), pluginStore);
-    fatal = '';
-    try { await cluster.run(); } catch (e) { fatal = e.message; log(`fatal: ${e.message}`); await cluster.stopAll(); }
+    fatal = await runCluster();
   }
 
   let rep = null;

@@ -240,11 +240,7 @@ client_up() {
   netvol_start $NETVOL_ARGS
   # A live copy on the host: the guest's own disk loses its page cache in a power cut.
   tail -n +1 -F /var/log/netvol/nfs.log >> "$OUT/netvol-$BOOT_ID.log" 2>/dev/null &
-  # Told where containerd is once its socket exists: a dockerd that finds none starts its own
-  # and under load gives up on it (guest-init.sh).
-  local end=$((SECONDS + 240))
-  until [ -S /run/containerd/containerd.sock ] || [ $SECONDS -ge $end ]; do sleep 0.5; done
-  (dockerd --host unix:///run/docker.sock --containerd=/run/containerd/containerd.sock > /var/log/dockerd.log 2>&1 &)
+  sh "$HERE/../dockerd-after-containerd.sh" /var/log/dockerd.log
   for i in $(seq 1 300); do timeout -k 2 10 docker info > /dev/null 2>&1 && break; sleep 0.5; done
   say "dockerd up: $(docker version -f '{{.Server.Version}}' 2>&1)"
   if ! docker image inspect busybox:latest > /dev/null 2>&1; then
