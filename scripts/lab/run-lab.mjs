@@ -225,6 +225,26 @@ export function resultsRoot() {
   return path.join(os.tmpdir(), `netvol-lab-${stamp}`);
 }
 
+const RESULTS_MARK = '.netvol-lab-results';
+/**
+ * The results directory, empty: the labs' checks read what the guests wrote there (the fault
+ * lab's writers append their acknowledgements to acks/, the cluster lab waits for report.json),
+ * so a run that found an earlier run's files would check those instead of its own. Only a
+ * directory a lab made (it holds the mark file) is emptied; any other that is not empty is
+ * refused rather than deleted.
+ */
+export function freshResults(dir) {
+  if (fs.existsSync(dir) && fs.readdirSync(dir).length) {
+    if (!fs.existsSync(path.join(dir, RESULTS_MARK))) {
+      throw new Error(`results directory ${dir} is not empty and no netvol lab made it: name a new or empty one with --results`);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, RESULTS_MARK), `netvol lab results, started ${new Date().toISOString()}\n`);
+  return dir;
+}
+
 /**
  * A managed plugin, built on the host by scripts/build-plugin.sh (its base rootfs is cached
  * like the guest image) and created there by a private dockerd (scripts/lab/plugin-store.sh);
@@ -343,8 +363,7 @@ export function failuresAndNotes(rows) {
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const T0 = Date.now();
-  const results = o.results || resultsRoot();
-  fs.mkdirSync(results, { recursive: true });
+  const results = freshResults(o.results || resultsRoot());
   log(`repo ${REPO}; results in ${results}`);
   const buildNote = ensureBuild();
   log(buildNote);

@@ -51,7 +51,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildCmdlineWatch, buildImage, buildPlugin, consoleTail, earlyCrash, ensureBuild, failuresAndNotes, lineSplitter, resultsRoot, tcgArgs } from '../run-lab.mjs';
+import { buildCmdlineWatch, buildImage, buildPlugin, consoleTail, earlyCrash, ensureBuild, failuresAndNotes, freshResults, lineSplitter, resultsRoot, tcgArgs } from '../run-lab.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..', '..', '..');
@@ -441,8 +441,7 @@ function fmtFigures(fig) {
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const profile = PROFILES[o.csi ? 'csi' : 'classic'];
-  const results = o.results || resultsRoot().replace('netvol-lab-', o.csi ? 'netvol-cluster-csi-' : 'netvol-cluster-');
-  fs.mkdirSync(results, { recursive: true });
+  const results = freshResults(o.results || resultsRoot().replace('netvol-lab-', o.csi ? 'netvol-cluster-csi-' : 'netvol-cluster-'));
   log(`repo ${REPO}; results in ${results}`);
   const buildNote = ensureBuild();
   log(buildNote);

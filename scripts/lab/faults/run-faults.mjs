@@ -30,7 +30,7 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildImage, consoleTail, ensureBuild, failuresAndNotes, lineSplitter, resultsRoot, tcgArgs } from '../run-lab.mjs';
+import { buildImage, consoleTail, ensureBuild, failuresAndNotes, freshResults, lineSplitter, resultsRoot, tcgArgs } from '../run-lab.mjs';
 import { checkRecords, parseEvents } from './check-records.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -770,8 +770,7 @@ function table(rows) {
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  const results = o.results || resultsRoot().replace('netvol-lab-', 'netvol-faults-');
-  fs.mkdirSync(results, { recursive: true });
+  const results = freshResults(o.results || resultsRoot().replace('netvol-lab-', 'netvol-faults-'));
   log(`repo ${REPO}; results in ${results}`);
   const buildNote = ensureBuild();
   log(buildNote);
