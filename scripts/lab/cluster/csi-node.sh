@@ -32,12 +32,6 @@ EOF
   modprobe -a nfs nfsv3 nfsv4 cifs 2>/dev/null
 }
 
-# dockerd alone: without --containerd it runs its own containerd, and a system one started
-# beside it (cluster-init.sh's start_docker) is not up in time to be used, so both would run.
-csi_start_docker() {
-  (dockerd --host unix:///run/docker.sock > /var/log/dockerd.log 2>&1 &)
-}
-
 # The plugin's mounts as the plugin sees them: its node process lives in the guest's PID
 # namespace too, so /proc/<pid>/mountinfo is there to read.
 plugin_pid() {
@@ -171,7 +165,7 @@ csi_collect_logs() {
 
 csi_manager() {
   csi_base
-  csi_start_docker
+  start_docker
   # The NFS server: the export cluster volumes are made in. No crossmnt, no fsid=0: as in the
   # classic lab (cluster-init.sh's manager).
   mkdir -p "$VOLUMES_PATH" "$SMB_PATH"
@@ -234,7 +228,7 @@ EOF
 
 csi_worker() {
   csi_base
-  csi_start_docker
+  start_docker
   if ! wait_docker; then say "dockerd did not come up"; tail -20 /var/log/dockerd.log; fi
   say "dockerd up: $(docker version --format '{{.Server.Version}}' 2>&1) (swarm: $(swarm_state))"
   install_plugin && enable_plugin
