@@ -621,26 +621,24 @@ async function lazyDetach(lab, row, name, { volume = VOLUME, settleMs = 0 } = {}
   // then blocks in the NFSv4 client's teardown, which still talks to the dead server. netvol
   // says how it ended once its umount returns or times out (--mount-timeout 15 s, then the
   // runner's 5 s kill grace): wait for that line rather than read the log at once.
-  const outcome = (x) => x.time >= faultAt && /Unmounted|detaching lazily|Unmount after the unmount delay failed/.test(x.msg || '');
   if (detachedAt) {
     const until = Date.now() + 30_000;
-    while (Date.now() < until && !netvolLog(lab, /Unmounted|detaching lazily|Unmount after the unmount delay failed/).some(outcome)) await sleep(1000);
+    while (Date.now() < until && !netvolLog(lab, /Unmounted|detaching lazily|Unmount after the unmount delay failed/).some((x) => x.time >= faultAt)) await sleep(1000);
   }
   const lines = netvolLog(lab, /detaching lazily|Unmounted|Unmounting|unmount/i).filter((x) => x.time >= faultAt - 1000 && /mounter|after the unmount delay/.test(x.line));
   row.notes.push(`netvol: ${lines.map(logBrief).join(' | ') || 'no unmount lines'}`);
   // What the policy must give: the share unmounted once no container holds it, by a plain
   // umount (it can succeed with the server gone while the root's attributes are cached) or by
   // a lazy detach when umount times out or finds it busy. Which one happened is the measurement.
-  const how = lines.some((x) => /detaching lazily/.test(x.msg || ''))
-    ? 'lazily (umount -l after umount timed out or found it busy)'
-    : lines.some((x) => /^Unmounted \(was already gone\)/.test(x.msg || ''))
-      ? 'by umount(2), which took the mount out of the table while umount.nfs4 still waited on the dead server (netvol: "Unmounted (was already gone)")'
-      : lines.some((x) => /^Unmounted/.test(x.msg || ''))
-        ? 'by a plain umount, with the server still gone'
-        : undefined;
-  if (how) row.notes.push(`netvol unmounted the share ${how}`);
+  // Checked in this order: a lazy detach also logs "Unmounted (lazily)".
+  const ways = [
+    { re: /detaching lazily/, word: 'lazily', how: 'lazily (umount -l after umount timed out or found it busy)' },
+    { re: /^Unmounted \(was already gone\)/, word: 'from the table', how: 'by umount(2), which took the mount out of the table while umount.nfs4 still waited on the dead server (netvol: "Unmounted (was already gone)")' },
+    { re: /^Unmounted/, word: 'plainly', how: 'by a plain umount, with the server still gone' },
+  ];
+  const way = ways.find((w) => lines.some((x) => w.re.test(x.msg || '')));
+  if (way) row.notes.push(`netvol unmounted the share ${way.how}`);
   else row.failures.push('netvol did not unmount the share (neither "Unmounted" nor "detaching lazily" in its log)');
-  row.how = how;
   if (!detachedAt) {
     row.failures.push(`the mount at ${mp} is still in the mount table ${secs(Date.now() - faultAt)} s after docker rm -f`);
     const h = await lab.client.action(`holders ${mp}`, { timeout: 30, allowFail: true });
@@ -669,7 +667,7 @@ async function lazyDetach(lab, row, name, { volume = VOLUME, settleMs = 0 } = {}
   row.notes.push(`after the new container: ${kern2.out.replace(/\n+/g, ' | ')}`);
   const after = await lab.server.sh(`cat /srv/export/${name}-after.txt`, { timeout: 20, allowFail: true });
   if (after.out.trim() !== 'after') row.failures.push(`the new container's file is not on the server: ${after.out}`);
-  row.saw = `writer stopped first; rm -f ${row.figures.rm} s, unmounted ${row.how?.startsWith('lazily') ? 'lazily' : row.how?.startsWith('by umount(2)') ? 'from the table' : row.how ? 'plainly' : '-'} ${row.figures.detached ?? '-'} s, new container ${run.rc === 0 ? 'mounted' : 'FAILED'}`;
+  row.saw = `writer stopped first; rm -f ${row.figures.rm} s, unmounted ${way ? way.word : '-'} ${row.figures.detached ?? '-'} s, new container ${run.rc === 0 ? 'mounted' : 'FAILED'}`;
   addVerdict(row, await checkOnServer(lab, name), name);
 }
 
